@@ -1,0 +1,158 @@
+// The engine's one interface: every index (exact or partitioned) implements it, and the
+// exact index is the oracle of every recall test.
+//
+// Shape follows FAISS's faiss/Index.h (train/add/search, search const with per-call
+// parameters) and ScaNN's single_machine_base.h (public methods validate once, protected
+// *Impl methods do the work).
+#ifndef NESTOR_INDEX_INDEX_H_
+#define NESTOR_INDEX_INDEX_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+
+namespace nestor {
+
+// How nearness is measured. Values match proto nestor.v1.Metric.
+enum class Metric : int {
+  kL2 = 1,            // squared Euclidean distance, smaller is nearer
+  kInnerProduct = 2,  // dot product, larger is nearer
+  kCosine = 3,        // cosine similarity, larger is nearer; zero vectors rejected
+};
+
+// "l2", "inner_product", "cosine".
+const char* MetricName(Metric metric);
+// True when a larger score is nearer (inner product, cosine).
+inline bool HigherIsNearer(Metric metric) { return metric != Metric::kL2; }
+
+using DatapointId = uint64_t;
+
+// One result: the id and its score under the index's metric (see Metric).
+struct Neighbor {
+  DatapointId id = 0;
+  float distance = 0.0f;
+  friend bool operator==(const Neighbor&, const Neighbor&) = default;
+};
+
+// Per-call search settings. Never stored in the index: concurrent searches may each use
+// their own.
+struct SearchParams {
+  // Neighbours per query, >= 1. Fewer are returned when fewer live vectors exist.
+  int k = 10;
+  // Partitions scanned per query; 0 uses the index's default; values above the number of
+  // partitions are clamped. Ignored by the exact index.
+  int partitions_to_search = 0;
+  // Matryoshka prefix dimension (Kusupati et al., 2022): score on the first prefix_dim
+  // coordinates of query and data (cosine re-normalizes both prefixes). 0 = dimension().
+  int prefix_dim = 0;
+  // Threads this call may use for a batch of queries, >= 1.
+  int num_threads = 1;
+  // Searches stop with DEADLINE_EXCEEDED after this time ...
+  absl::Time deadline = absl::InfiniteFuture();
+  // ... and with CANCELLED once *cancelled becomes true (may be null).
+  const std::atomic<bool>* cancelled = nullptr;
+};
+
+// Statistics for GetIndex, ListIndexes and metrics.
+struct IndexStats {
+  std::string kind;             // "exact" or "partitioned"
+  uint64_t vector_count = 0;    // live vectors
+  bool built = false;           // partitions trained (always true for exact)
+  uint64_t memory_bytes = 0;    // vectors + ids + centroids + id map
+  double build_seconds = 0.0;   // wall time of the last Build()
+  int num_partitions = 0;       // 0 for exact
+};
+
+// Base class of all indexes.
+//
+// Public methods validate their input once (dimension, finiteness, k, prefix_dim, ids)
+// and then call the protected *Impl method under the index's lock; a rejected call
+// changes nothing. Errors:
+//   INVALID_ARGUMENT    malformed input (messages say expected vs actual);
+//   FAILED_PRECONDITION state (search of an unbuilt, non-empty partitioned index; too few
+//                       vectors to build);
+//   DEADLINE_EXCEEDED / CANCELLED from SearchParams.
+//
+// Thread safety: every public method may be called concurrently. Search and the
+// accessors take a reader lock; Upsert, Remove and Build take the writer lock.
+class Index {
+ public:
+  virtual ~Index() = default;
+  Index(const Index&) = delete;
+  Index& operator=(const Index&) = delete;
+
+  int dimension() const { return dimension_; }
+  Metric metric() const { return metric_; }
+
+  // Live vectors.
+  size_t size() const ABSL_LOCKS_EXCLUDED(mu_);
+  IndexStats stats() const ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Inserts or replaces vectors. `ids` has n entries (distinct within the call);
+  // `vectors` is n * dimension() floats, row-major; all finite; under kCosine none is
+  // the zero vector. An id already present has its vector replaced.
+  absl::Status Upsert(absl::Span<const DatapointId> ids, absl::Span<const float> vectors)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Removes the given ids; unknown ids are ignored. Returns how many were removed.
+  absl::StatusOr<size_t> Remove(absl::Span<const DatapointId> ids) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Trains what the index needs from the vectors present (k-means partitions) and
+  // re-lays out the data. A no-op for the exact index.
+  absl::Status Build() ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Searches a batch: `queries` is n * dimension() floats (all coordinates are checked
+  // to be finite; only the first prefix_dim are used). Returns n lists, nearest first,
+  // each of min(k, size()) neighbours, no padding.
+  absl::StatusOr<std::vector<std::vector<Neighbor>>> Search(
+      absl::Span<const float> queries, const SearchParams& params) const
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Copies the stored vector of `id` (dimension() floats) or NOT_FOUND.
+  absl::StatusOr<std::vector<float>> GetVector(DatapointId id) const ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Writes a snapshot into `directory` (created if missing) atomically: a temporary file
+  // is written, flushed and renamed over the previous snapshot. Format is versioned and
+  // checksummed; see index/persistence.h.
+  absl::Status Save(const std::string& directory) const ABSL_LOCKS_EXCLUDED(mu_);
+
+ protected:
+  Index(int dimension, Metric metric) : dimension_(dimension), metric_(metric) {}
+
+  virtual size_t SizeImpl() const ABSL_SHARED_LOCKS_REQUIRED(mu_) = 0;
+  virtual IndexStats StatsImpl() const ABSL_SHARED_LOCKS_REQUIRED(mu_) = 0;
+  virtual absl::Status UpsertImpl(absl::Span<const DatapointId> ids,
+                                  absl::Span<const float> vectors)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) = 0;
+  virtual size_t RemoveImpl(absl::Span<const DatapointId> ids)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) = 0;
+  virtual absl::Status BuildImpl() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) = 0;
+  // `queries` validated; `params` normalized (k >= 1, 1 <= prefix_dim <= dimension).
+  virtual absl::StatusOr<std::vector<std::vector<Neighbor>>> SearchImpl(
+      absl::Span<const float> queries, const SearchParams& params) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_) = 0;
+  virtual absl::StatusOr<std::vector<float>> GetVectorImpl(DatapointId id) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_) = 0;
+  // Serializes the index body (after the common header) into `out`.
+  virtual absl::Status SerializeImpl(std::string* out) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_) = 0;
+
+  mutable absl::Mutex mu_;
+
+ private:
+  const int dimension_;
+  const Metric metric_;
+};
+
+}  // namespace nestor
+
+#endif  // NESTOR_INDEX_INDEX_H_
