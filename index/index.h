@@ -7,8 +7,8 @@
 #ifndef NESTOR_INDEX_INDEX_H_
 #define NESTOR_INDEX_INDEX_H_
 
-#include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -43,6 +43,25 @@ struct Neighbor {
   friend bool operator==(const Neighbor&, const Neighbor&) = default;
 };
 
+// Options of a new index. Mirrors proto nestor.v1.IndexConfig (server/ converts).
+struct IndexOptions {
+  // Coordinates per vector, 1..65536.
+  int dimension = 0;
+  Metric metric = Metric::kL2;
+  // 0: exact (brute-force) index. N > 0: partitioned index with N k-means partitions,
+  // trained by Build() once at least N vectors are present.
+  int num_partitions = 0;
+  // Partitions scanned when SearchParams.partitions_to_search is 0. 0 picks
+  // max(1, num_partitions / 16). More partitions: higher recall, slower queries.
+  int default_partitions_to_search = 0;
+  // k-means (Lloyd) iterations; more cost build time, rarely recall past 20.
+  int training_iterations = 20;
+  // Seed of k-means initialisation and of the training sample.
+  uint64_t seed = 1234;
+  // Training sample is capped at num_partitions * this many points.
+  int max_training_points_per_partition = 256;
+};
+
 // Per-call search settings. Never stored in the index: concurrent searches may each use
 // their own.
 struct SearchParams {
@@ -58,8 +77,9 @@ struct SearchParams {
   int num_threads = 1;
   // Searches stop with DEADLINE_EXCEEDED after this time ...
   absl::Time deadline = absl::InfiniteFuture();
-  // ... and with CANCELLED once *cancelled becomes true (may be null).
-  const std::atomic<bool>* cancelled = nullptr;
+  // ... and with CANCELLED once cancelled() returns true (may be empty). Both are
+  // checked between queries and between partitions, not inside one partition scan.
+  std::function<bool()> cancelled;
 };
 
 // Statistics for GetIndex, ListIndexes and metrics.
@@ -90,8 +110,10 @@ class Index {
   Index(const Index&) = delete;
   Index& operator=(const Index&) = delete;
 
-  int dimension() const { return dimension_; }
-  Metric metric() const { return metric_; }
+  int dimension() const { return options_.dimension; }
+  Metric metric() const { return options_.metric; }
+  // The options the index was created with (after defaults were filled in).
+  const IndexOptions& options() const { return options_; }
 
   // Live vectors.
   size_t size() const ABSL_LOCKS_EXCLUDED(mu_);
@@ -126,7 +148,8 @@ class Index {
   absl::Status Save(const std::string& directory) const ABSL_LOCKS_EXCLUDED(mu_);
 
  protected:
-  Index(int dimension, Metric metric) : dimension_(dimension), metric_(metric) {}
+  // `options` already validated by CreateIndex / LoadIndex.
+  explicit Index(const IndexOptions& options) : options_(options) {}
 
   virtual size_t SizeImpl() const ABSL_SHARED_LOCKS_REQUIRED(mu_) = 0;
   virtual IndexStats StatsImpl() const ABSL_SHARED_LOCKS_REQUIRED(mu_) = 0;
@@ -149,8 +172,7 @@ class Index {
   mutable absl::Mutex mu_;
 
  private:
-  const int dimension_;
-  const Metric metric_;
+  const IndexOptions options_;
 };
 
 }  // namespace nestor
