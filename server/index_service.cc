@@ -1,0 +1,448 @@
+#include "server/index_service.h"
+
+#include <chrono>
+#include <climits>
+#include <cstring>
+#include <map>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/types/span.h"
+#include "common/status_macros.h"
+#include "server/status_util.h"
+
+namespace nestor::server {
+namespace {
+
+constexpr int kDefaultNeighborCount = 10;
+constexpr uint64_t kDefaultSeed = 1234;
+constexpr int kDefaultTrainingIterations = 20;
+constexpr int kDefaultMaxTrainingPointsPerPartition = 256;
+
+absl::StatusOr<int> ToInt(const char* field, uint64_t value) {
+  if (value > static_cast<uint64_t>(INT_MAX)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("IndexConfig.", field, " must be at most ", INT_MAX, ", got ", value));
+  }
+  return static_cast<int>(value);
+}
+
+v1::Metric MetricToProto(Metric metric) {
+  switch (metric) {
+    case Metric::kL2: return v1::METRIC_L2;
+    case Metric::kInnerProduct: return v1::METRIC_INNER_PRODUCT;
+    case Metric::kCosine: return v1::METRIC_COSINE;
+  }
+  return v1::METRIC_UNSPECIFIED;
+}
+
+absl::Time DeadlineOf(const grpc::ServerContext& context) {
+  const std::chrono::system_clock::time_point deadline = context.deadline();
+  if (deadline == std::chrono::system_clock::time_point::max()) {
+    return absl::InfiniteFuture();
+  }
+  return absl::FromChrono(deadline);
+}
+
+absl::Status EmptyNameError(const char* field) {
+  return absl::InvalidArgumentError(absl::StrCat(field, " (index name) must not be empty"));
+}
+
+// Settings that queries of one Index::Search call must share.
+using QueryGroupKey = std::tuple<int, int, int>;  // k, partitions_to_search, prefix_dim
+
+}  // namespace
+
+absl::StatusOr<IndexOptions> IndexOptionsFromProto(const v1::IndexConfig& config) {
+  IndexOptions options;
+  ASSIGN_OR_RETURN(options.dimension, ToInt("dimension", config.dimension()));
+  switch (config.metric()) {
+    case v1::METRIC_UNSPECIFIED:
+    case v1::METRIC_L2:
+      options.metric = Metric::kL2;
+      break;
+    case v1::METRIC_INNER_PRODUCT:
+      options.metric = Metric::kInnerProduct;
+      break;
+    case v1::METRIC_COSINE:
+      options.metric = Metric::kCosine;
+      break;
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat("IndexConfig.metric: unknown value ", static_cast<int>(config.metric()),
+                       ", expected METRIC_L2, METRIC_INNER_PRODUCT or METRIC_COSINE"));
+  }
+  ASSIGN_OR_RETURN(options.num_partitions, ToInt("num_partitions", config.num_partitions()));
+  ASSIGN_OR_RETURN(options.default_partitions_to_search,
+                   ToInt("default_partitions_to_search",
+                         config.default_partitions_to_search()));
+  ASSIGN_OR_RETURN(options.training_iterations,
+                   ToInt("training_iterations", config.training_iterations()));
+  if (options.training_iterations == 0) options.training_iterations = kDefaultTrainingIterations;
+  options.seed = config.seed() == 0 ? kDefaultSeed : config.seed();
+  ASSIGN_OR_RETURN(options.max_training_points_per_partition,
+                   ToInt("max_training_points_per_partition",
+                         config.max_training_points_per_partition()));
+  if (options.max_training_points_per_partition == 0) {
+    options.max_training_points_per_partition = kDefaultMaxTrainingPointsPerPartition;
+  }
+  return options;
+}
+
+v1::IndexConfig IndexConfigToProto(const IndexOptions& options) {
+  v1::IndexConfig config;
+  config.set_dimension(static_cast<uint32_t>(options.dimension));
+  config.set_metric(MetricToProto(options.metric));
+  config.set_num_partitions(static_cast<uint32_t>(options.num_partitions));
+  config.set_default_partitions_to_search(
+      static_cast<uint32_t>(options.default_partitions_to_search));
+  config.set_training_iterations(static_cast<uint32_t>(options.training_iterations));
+  config.set_seed(options.seed);
+  config.set_max_training_points_per_partition(
+      static_cast<uint32_t>(options.max_training_points_per_partition));
+  return config;
+}
+
+v1::IndexInfo MakeIndexInfo(const std::string& name, const Index& index) {
+  const IndexStats stats = index.stats();
+  v1::IndexInfo info;
+  info.set_name(name);
+  *info.mutable_config() = IndexConfigToProto(index.options());
+  info.set_vector_count(stats.vector_count);
+  info.set_built(stats.built);
+  info.set_memory_bytes(stats.memory_bytes);
+  info.set_build_seconds(stats.build_seconds);
+  info.set_kind(stats.kind);
+  return info;
+}
+
+IndexServiceImpl::IndexServiceImpl(IndexRegistry* registry, ServerMetrics* metrics,
+                                   const IndexServiceOptions& options)
+    : registry_(registry), metrics_(metrics), options_(options) {}
+
+template <typename Body>
+grpc::Status IndexServiceImpl::Instrument(const char* method, Body&& body) {
+  const absl::Time start = absl::Now();
+  absl::Status status;
+  try {  // Bad input never crashes the process, nor does an allocation failure.
+    status = body();
+  } catch (const std::exception& e) {
+    status = absl::InternalError(absl::StrCat(method, " failed: ", e.what()));
+  }
+  if (metrics_ != nullptr) metrics_->RecordRequest(method, status.code(), absl::Now() - start);
+  return ToGrpcStatus(status);
+}
+
+void IndexServiceImpl::UpdateIndexMetrics(const std::string& name, const Index& index) {
+  if (metrics_ == nullptr) return;
+  absl::StatusOr<std::shared_ptr<Index>> current = registry_->Get(name);
+  if (!current.ok() || current->get() != &index) return;  // deleted meanwhile
+  metrics_->UpdateIndex(name, index.stats());
+}
+
+grpc::Status IndexServiceImpl::CreateIndex(grpc::ServerContext* context,
+                                           const v1::CreateIndexRequest* request,
+                                           v1::IndexInfo* response) {
+  return Instrument("CreateIndex", [&]() -> absl::Status {
+    RETURN_IF_ERROR(IndexRegistry::ValidateName(request->name()));
+    ASSIGN_OR_RETURN(IndexOptions options, IndexOptionsFromProto(request->config()));
+    ASSIGN_OR_RETURN(std::shared_ptr<Index> index, registry_->Create(request->name(), options));
+    UpdateIndexMetrics(request->name(), *index);
+    *response = MakeIndexInfo(request->name(), *index);
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status IndexServiceImpl::GetIndex(grpc::ServerContext* context,
+                                        const v1::GetIndexRequest* request,
+                                        v1::IndexInfo* response) {
+  return Instrument("GetIndex", [&]() -> absl::Status {
+    if (request->name().empty()) return EmptyNameError("GetIndexRequest.name");
+    ASSIGN_OR_RETURN(std::shared_ptr<Index> index, registry_->Get(request->name()));
+    *response = MakeIndexInfo(request->name(), *index);
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status IndexServiceImpl::ListIndexes(grpc::ServerContext* context,
+                                           const v1::ListIndexesRequest* request,
+                                           v1::ListIndexesResponse* response) {
+  return Instrument("ListIndexes", [&]() -> absl::Status {
+    for (const auto& [name, index] : registry_->List()) {
+      *response->add_indexes() = MakeIndexInfo(name, *index);
+    }
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status IndexServiceImpl::DeleteIndex(grpc::ServerContext* context,
+                                           const v1::DeleteIndexRequest* request,
+                                           v1::DeleteIndexResponse* response) {
+  return Instrument("DeleteIndex", [&]() -> absl::Status {
+    if (request->name().empty()) return EmptyNameError("DeleteIndexRequest.name");
+    absl::Status deleted = registry_->Delete(request->name());
+    if (deleted.code() != absl::StatusCode::kNotFound && metrics_ != nullptr) {
+      metrics_->RemoveIndex(request->name());
+    }
+    return deleted;
+  });
+}
+
+absl::StatusOr<size_t> IndexServiceImpl::ApplyUpsert(
+    Index* index, const v1::UpsertDatapointsRequest& request) {
+  const int n = request.datapoints_size();
+  const int dimension = index->dimension();
+  // Validate the whole message before writing anything.
+  for (int i = 0; i < n; ++i) {
+    const v1::Datapoint& datapoint = request.datapoints(i);
+    if (datapoint.feature_vector_size() != dimension) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "datapoint ", i, " (id ", datapoint.datapoint_id(), "): expected dimension ",
+          dimension, ", got ", datapoint.feature_vector_size()));
+    }
+  }
+  if (n == 0) return 0;
+  std::vector<DatapointId> ids(n);
+  std::vector<float> vectors(static_cast<size_t>(n) * dimension);
+  for (int i = 0; i < n; ++i) {
+    const v1::Datapoint& datapoint = request.datapoints(i);
+    ids[i] = datapoint.datapoint_id();
+    std::memcpy(vectors.data() + static_cast<size_t>(i) * dimension,
+                datapoint.feature_vector().data(), sizeof(float) * dimension);
+  }
+  // One all-or-nothing engine call for the whole message.
+  RETURN_IF_ERROR(index->Upsert(ids, vectors));
+  return static_cast<size_t>(n);
+}
+
+namespace {
+
+absl::Status CheckUpsertBatchSize(const v1::UpsertDatapointsRequest& request,
+                                  int max_batch_size) {
+  if (request.datapoints_size() > max_batch_size) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "too many datapoints in one message: max_batch_size is ", max_batch_size, ", got ",
+        request.datapoints_size()));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+grpc::Status IndexServiceImpl::UpsertDatapoints(grpc::ServerContext* context,
+                                                const v1::UpsertDatapointsRequest* request,
+                                                v1::UpsertDatapointsResponse* response) {
+  return Instrument("UpsertDatapoints", [&]() -> absl::Status {
+    if (request->index().empty()) return EmptyNameError("UpsertDatapointsRequest.index");
+    RETURN_IF_ERROR(CheckUpsertBatchSize(*request, options_.max_batch_size));
+    ASSIGN_OR_RETURN(std::shared_ptr<Index> index, registry_->Get(request->index()));
+    ASSIGN_OR_RETURN(size_t written, ApplyUpsert(index.get(), *request));
+    response->set_upserted_count(written);
+    response->set_vector_count(index->size());
+    UpdateIndexMetrics(request->index(), *index);
+    return absl::OkStatus();
+  });
+}
+
+absl::Status IndexServiceImpl::DoStreamUpsert(
+    grpc::ServerReader<v1::UpsertDatapointsRequest>* reader,
+    v1::UpsertDatapointsResponse* response) {
+  std::string name;
+  std::shared_ptr<Index> index;
+  uint64_t written = 0;
+  v1::UpsertDatapointsRequest message;
+  auto with_progress = [&](const absl::Status& status) {
+    if (index != nullptr) UpdateIndexMetrics(name, *index);
+    return absl::Status(status.code(),
+                        absl::StrCat(status.message(), " (", written,
+                                     " datapoints written before this error)"));
+  };
+  for (int64_t message_number = 0; reader->Read(&message); ++message_number) {
+    if (index == nullptr) {
+      if (message.index().empty()) {
+        return EmptyNameError("UpsertDatapointsRequest.index of the first stream message");
+      }
+      name = message.index();
+      absl::StatusOr<std::shared_ptr<Index>> found = registry_->Get(name);
+      if (!found.ok()) return found.status();
+      index = *std::move(found);
+    } else if (!message.index().empty() && message.index() != name) {
+      return with_progress(absl::InvalidArgumentError(absl::StrCat(
+          "stream message ", message_number, " names index \"", message.index(),
+          "\" but the stream writes to \"", name, "\"")));
+    }
+    absl::Status status = CheckUpsertBatchSize(message, options_.max_batch_size);
+    if (status.ok()) {
+      absl::StatusOr<size_t> applied = ApplyUpsert(index.get(), message);
+      if (applied.ok()) {
+        written += *applied;
+        continue;
+      }
+      status = applied.status();
+    }
+    return with_progress(absl::Status(
+        status.code(), absl::StrCat("stream message ", message_number, ": ", status.message())));
+  }
+  response->set_upserted_count(written);
+  response->set_vector_count(index == nullptr ? 0 : index->size());
+  if (index != nullptr) UpdateIndexMetrics(name, *index);
+  return absl::OkStatus();
+}
+
+grpc::Status IndexServiceImpl::StreamUpsertDatapoints(
+    grpc::ServerContext* context, grpc::ServerReader<v1::UpsertDatapointsRequest>* reader,
+    v1::UpsertDatapointsResponse* response) {
+  return Instrument("StreamUpsertDatapoints",
+                    [&]() -> absl::Status { return DoStreamUpsert(reader, response); });
+}
+
+grpc::Status IndexServiceImpl::RemoveDatapoints(grpc::ServerContext* context,
+                                                const v1::RemoveDatapointsRequest* request,
+                                                v1::RemoveDatapointsResponse* response) {
+  return Instrument("RemoveDatapoints", [&]() -> absl::Status {
+    if (request->index().empty()) return EmptyNameError("RemoveDatapointsRequest.index");
+    ASSIGN_OR_RETURN(std::shared_ptr<Index> index, registry_->Get(request->index()));
+    static_assert(sizeof(DatapointId) == sizeof(uint64_t));
+    ASSIGN_OR_RETURN(size_t removed,
+                     index->Remove(absl::MakeConstSpan(
+                         reinterpret_cast<const DatapointId*>(request->datapoint_ids().data()),
+                         request->datapoint_ids_size())));
+    response->set_removed_count(removed);
+    UpdateIndexMetrics(request->index(), *index);
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status IndexServiceImpl::BuildIndex(grpc::ServerContext* context,
+                                          const v1::BuildIndexRequest* request,
+                                          v1::IndexInfo* response) {
+  return Instrument("BuildIndex", [&]() -> absl::Status {
+    if (request->name().empty()) return EmptyNameError("BuildIndexRequest.name");
+    ASSIGN_OR_RETURN(std::shared_ptr<Index> index, registry_->Get(request->name()));
+    RETURN_IF_ERROR(index->Build());
+    UpdateIndexMetrics(request->name(), *index);
+    *response = MakeIndexInfo(request->name(), *index);
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status IndexServiceImpl::SaveIndex(grpc::ServerContext* context,
+                                         const v1::SaveIndexRequest* request,
+                                         v1::SaveIndexResponse* response) {
+  return Instrument("SaveIndex", [&]() -> absl::Status {
+    if (request->name().empty()) return EmptyNameError("SaveIndexRequest.name");
+    ASSIGN_OR_RETURN(std::string path, registry_->Save(request->name()));
+    response->set_path(path);
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status IndexServiceImpl::FindNeighbors(grpc::ServerContext* context,
+                                             const v1::FindNeighborsRequest* request,
+                                             v1::FindNeighborsResponse* response) {
+  return Instrument("FindNeighbors", [&]() -> absl::Status {
+    return DoFindNeighbors(context, *request, response);
+  });
+}
+
+absl::Status IndexServiceImpl::DoFindNeighbors(grpc::ServerContext* context,
+                                               const v1::FindNeighborsRequest& request,
+                                               v1::FindNeighborsResponse* response) {
+  if (request.index().empty()) return EmptyNameError("FindNeighborsRequest.index");
+  const int n = request.queries_size();
+  if (n > options_.max_batch_size) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("too many queries in one FindNeighbors: max_batch_size is ",
+                     options_.max_batch_size, ", got ", n));
+  }
+  // Per-query settings, checked for the whole batch before any search.
+  for (int i = 0; i < n; ++i) {
+    const v1::FindNeighborsRequest::Query& query = request.queries(i);
+    if (query.neighbor_count() < 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "query ", i, ": neighbor_count must be >= 0 (0 means 10), got ",
+          query.neighbor_count()));
+    }
+    if (query.neighbor_count() > options_.max_neighbor_count) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("query ", i, ": neighbor_count too large: max_neighbor_count is ",
+                       options_.max_neighbor_count, ", got ", query.neighbor_count()));
+    }
+    if (query.partitions_to_search() < 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "query ", i, ": partitions_to_search must be >= 0 (0 means the index default), got ",
+          query.partitions_to_search()));
+    }
+    if (query.prefix_dim() < 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "query ", i, ": prefix_dim must be >= 0 (0 means the full dimension), got ",
+          query.prefix_dim()));
+    }
+  }
+  ASSIGN_OR_RETURN(std::shared_ptr<Index> index, registry_->Get(request.index()));
+  const int dimension = index->dimension();
+  std::map<QueryGroupKey, std::vector<int>> groups;
+  for (int i = 0; i < n; ++i) {
+    const v1::FindNeighborsRequest::Query& query = request.queries(i);
+    if (query.datapoint().feature_vector_size() != dimension) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("query ", i, ": expected dimension ", dimension, ", got ",
+                       query.datapoint().feature_vector_size()));
+    }
+    const int k = query.neighbor_count() == 0 ? kDefaultNeighborCount : query.neighbor_count();
+    groups[{k, query.partitions_to_search(), query.prefix_dim()}].push_back(i);
+  }
+
+  for (int i = 0; i < n; ++i) response->add_nearest_neighbors();
+  SearchParams params;
+  params.num_threads = options_.search_threads;
+  params.deadline = DeadlineOf(*context);
+  params.cancelled = [context] { return context->IsCancelled(); };
+  std::vector<float> buffer;
+  for (const auto& [key, members] : groups) {
+    std::tie(params.k, params.partitions_to_search, params.prefix_dim) = key;
+    absl::Span<const float> queries;
+    if (members.size() == 1) {
+      const auto& vector = request.queries(members[0]).datapoint().feature_vector();
+      queries = absl::MakeConstSpan(vector.data(), vector.size());
+    } else {
+      buffer.resize(members.size() * static_cast<size_t>(dimension));
+      for (size_t j = 0; j < members.size(); ++j) {
+        std::memcpy(buffer.data() + j * dimension,
+                    request.queries(members[j]).datapoint().feature_vector().data(),
+                    sizeof(float) * dimension);
+      }
+      queries = buffer;
+    }
+    ASSIGN_OR_RETURN(std::vector<std::vector<Neighbor>> results,
+                     index->Search(queries, params));
+    if (results.size() != members.size()) {
+      return absl::InternalError(absl::StrCat("search returned ", results.size(),
+                                              " result lists for ", members.size(),
+                                              " queries"));
+    }
+    for (size_t j = 0; j < members.size(); ++j) {
+      auto* out = response->mutable_nearest_neighbors(members[j])->mutable_neighbors();
+      out->Reserve(static_cast<int>(results[j].size()));
+      for (const Neighbor& neighbor : results[j]) {
+        v1::FindNeighborsResponse::Neighbor* added = out->Add();
+        added->mutable_datapoint()->set_datapoint_id(neighbor.id);
+        added->set_distance(neighbor.distance);
+        if (request.return_full_datapoint()) {
+          absl::StatusOr<std::vector<float>> vector = index->GetVector(neighbor.id);
+          // NOT_FOUND: removed since the search; the neighbour keeps only its id.
+          if (vector.ok()) {
+            added->mutable_datapoint()->mutable_feature_vector()->Add(vector->begin(),
+                                                                      vector->end());
+          }
+        }
+      }
+    }
+  }
+  if (metrics_ != nullptr) metrics_->RecordQueries("FindNeighbors", n);
+  return absl::OkStatus();
+}
+
+}  // namespace nestor::server

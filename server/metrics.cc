@@ -1,0 +1,106 @@
+#include "server/metrics.h"
+
+#include <exception>
+#include <vector>
+
+#include <prometheus/counter.h>
+#include <prometheus/exposer.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include "absl/strings/str_cat.h"
+#include "server/status_util.h"
+
+namespace nestor::server {
+namespace {
+
+// 100 us .. 10 s, roughly 1-2.5-5 per decade.
+const prometheus::Histogram::BucketBoundaries& LatencyBuckets() {
+  static const auto* const kBuckets = new prometheus::Histogram::BucketBoundaries{
+      0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+      0.05,   0.1,     0.25,   0.5,   1.0,    2.5,   5.0,   10.0};
+  return *kBuckets;
+}
+
+}  // namespace
+
+ServerMetrics::ServerMetrics() : registry_(std::make_shared<prometheus::Registry>()) {
+  requests_total_ = &prometheus::BuildCounter()
+                         .Name("nestor_requests_total")
+                         .Help("RPCs finished, by method and gRPC status code")
+                         .Register(*registry_);
+  request_duration_seconds_ = &prometheus::BuildHistogram()
+                                   .Name("nestor_request_duration_seconds")
+                                   .Help("RPC wall time in seconds, by method")
+                                   .Register(*registry_);
+  queries_total_ = &prometheus::BuildCounter()
+                        .Name("nestor_queries_total")
+                        .Help("Individual queries served (a batch of n counts n)")
+                        .Register(*registry_);
+  index_vectors_ = &prometheus::BuildGauge()
+                        .Name("nestor_index_vectors")
+                        .Help("Live vectors in the index")
+                        .Register(*registry_);
+  index_memory_bytes_ = &prometheus::BuildGauge()
+                             .Name("nestor_index_memory_bytes")
+                             .Help("Memory held by vectors, ids and centroids, in bytes")
+                             .Register(*registry_);
+  index_build_seconds_ = &prometheus::BuildGauge()
+                              .Name("nestor_index_build_seconds")
+                              .Help("Wall time of the index's last build, in seconds")
+                              .Register(*registry_);
+}
+
+ServerMetrics::~ServerMetrics() { Stop(); }
+
+std::unique_ptr<ServerMetrics> ServerMetrics::CreateWithoutExposer() {
+  return std::unique_ptr<ServerMetrics>(new ServerMetrics());
+}
+
+absl::StatusOr<std::unique_ptr<ServerMetrics>> ServerMetrics::Create(
+    const std::string& listen_address, int port) {
+  std::unique_ptr<ServerMetrics> metrics(new ServerMetrics());
+  const std::string bind = absl::StrCat(listen_address, ":", port);
+  try {  // civetweb reports bind failures by throwing: stop them here.
+    metrics->exposer_ = std::make_unique<prometheus::Exposer>(bind, /*num_threads=*/2);
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot serve metrics on ", bind, ": ", e.what()));
+  }
+  metrics->exposer_->RegisterCollectable(metrics->registry_, "/metrics");
+  std::vector<int> ports = metrics->exposer_->GetListeningPorts();
+  if (ports.empty()) {
+    return absl::UnavailableError(absl::StrCat("metrics exposer on ", bind, " bound no port"));
+  }
+  metrics->port_ = ports.front();
+  return metrics;
+}
+
+void ServerMetrics::Stop() { exposer_.reset(); }
+
+void ServerMetrics::RecordRequest(absl::string_view method, absl::StatusCode code,
+                                  absl::Duration latency) {
+  const std::string method_name(method);
+  requests_total_->Add({{"method", method_name}, {"code", StatusCodeName(code)}}).Increment();
+  request_duration_seconds_->Add({{"method", method_name}}, LatencyBuckets())
+      .Observe(absl::ToDoubleSeconds(latency));
+}
+
+void ServerMetrics::RecordQueries(absl::string_view method, uint64_t count) {
+  queries_total_->Add({{"method", std::string(method)}}).Increment(static_cast<double>(count));
+}
+
+void ServerMetrics::UpdateIndex(const std::string& name, const IndexStats& stats) {
+  index_vectors_->Add({{"index", name}}).Set(static_cast<double>(stats.vector_count));
+  index_memory_bytes_->Add({{"index", name}}).Set(static_cast<double>(stats.memory_bytes));
+  index_build_seconds_->Add({{"index", name}}).Set(stats.build_seconds);
+}
+
+void ServerMetrics::RemoveIndex(const std::string& name) {
+  for (auto* family : {index_vectors_, index_memory_bytes_, index_build_seconds_}) {
+    family->Remove(&family->Add({{"index", name}}));
+  }
+}
+
+}  // namespace nestor::server

@@ -1,0 +1,82 @@
+// Prometheus metrics of one server: one registry, exposed over HTTP at /metrics.
+#ifndef NESTOR_SERVER_METRICS_H_
+#define NESTOR_SERVER_METRICS_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "index/index.h"
+
+namespace prometheus {
+class Exposer;
+class Registry;
+template <typename T> class Family;
+class Counter;
+class Gauge;
+class Histogram;
+}  // namespace prometheus
+
+namespace nestor::server {
+
+// Metric families (base units in names):
+//   nestor_requests_total{method,code}          RPCs finished, by gRPC code name
+//   nestor_request_duration_seconds{method}     RPC latency, 100 us .. 10 s buckets
+//   nestor_queries_total{method}                individual queries (a batch counts n)
+//   nestor_index_vectors{index}                 live vectors
+//   nestor_index_memory_bytes{index}            memory of vectors, ids, centroids
+//   nestor_index_build_seconds{index}           wall time of the last build
+//
+// Thread safety: every method may be called concurrently (prometheus-cpp families and
+// metrics are internally synchronized).
+class ServerMetrics {
+ public:
+  // Starts the HTTP exposer on `listen_address`:`port` (0 picks a free port).
+  // UNAVAILABLE if the port cannot be bound.
+  static absl::StatusOr<std::unique_ptr<ServerMetrics>> Create(
+      const std::string& listen_address, int port);
+  // Metrics without an HTTP endpoint (port() is 0); for tests.
+  static std::unique_ptr<ServerMetrics> CreateWithoutExposer();
+
+  ~ServerMetrics();
+  ServerMetrics(const ServerMetrics&) = delete;
+  ServerMetrics& operator=(const ServerMetrics&) = delete;
+
+  // The bound HTTP port, 0 without an exposer.
+  int port() const { return port_; }
+
+  // One finished RPC: `code` is the absl/gRPC code, `latency` its wall time.
+  void RecordRequest(absl::string_view method, absl::StatusCode code, absl::Duration latency);
+  // `count` individual queries served by one RPC of `method`.
+  void RecordQueries(absl::string_view method, uint64_t count);
+  // Sets the gauges of index `name` from its stats.
+  void UpdateIndex(const std::string& name, const IndexStats& stats);
+  // Drops the gauges of a deleted index.
+  void RemoveIndex(const std::string& name);
+
+  // Stops serving /metrics (idempotent).
+  void Stop();
+
+  std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
+
+ private:
+  ServerMetrics();
+
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::unique_ptr<prometheus::Exposer> exposer_;
+  int port_ = 0;
+  prometheus::Family<prometheus::Counter>* requests_total_;
+  prometheus::Family<prometheus::Histogram>* request_duration_seconds_;
+  prometheus::Family<prometheus::Counter>* queries_total_;
+  prometheus::Family<prometheus::Gauge>* index_vectors_;
+  prometheus::Family<prometheus::Gauge>* index_memory_bytes_;
+  prometheus::Family<prometheus::Gauge>* index_build_seconds_;
+};
+
+}  // namespace nestor::server
+
+#endif  // NESTOR_SERVER_METRICS_H_
