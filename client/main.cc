@@ -1,0 +1,688 @@
+// `nestor`: the command line of the Nestor vector-search service. Talks to
+// nestor-server over gRPC (proto/nestor.proto) through client/nestor_client.h.
+//
+//   nestor create NAME --dimension D [--metric l2|ip|cosine] [--num_partitions N]
+//   nestor load NAME FILE [--create ...]       stream vectors from .npy/.fvecs/.bvecs/idx
+//   nestor build NAME | stats [NAME] | save NAME | delete NAME
+//   nestor search NAME --vector "..." | --queries FILE [--row R]
+//   nestor bench NAME --queries FILE (--base FILE | --ground_truth FILE.ivecs)
+//
+// Every error prints "nestor: error: CODE_NAME: message" on stderr and exits 1.
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "CLI/CLI.hpp"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "client/datasets.h"
+#include "client/ground_truth.h"
+#include "client/latency_stats.h"
+#include "client/nestor_client.h"
+#include "client/progress.h"
+#include "common/status_macros.h"
+#include "nlohmann/json.hpp"
+#include "proto/nestor.pb.h"
+
+namespace nestor::client {
+namespace {
+
+namespace v1 = ::nestor::v1;
+using json = nlohmann::json;
+
+const std::map<std::string, v1::Metric> kMetricNames = {
+    {"l2", v1::METRIC_L2}, {"ip", v1::METRIC_INNER_PRODUCT}, {"cosine", v1::METRIC_COSINE}};
+
+std::string MetricName(v1::Metric metric) {
+  switch (metric) {
+    case v1::METRIC_UNSPECIFIED:
+    case v1::METRIC_L2:
+      return "l2";
+    case v1::METRIC_INNER_PRODUCT:
+      return "ip";
+    case v1::METRIC_COSINE:
+      return "cosine";
+    default:
+      return absl::StrCat("metric#", static_cast<int>(metric));
+  }
+}
+
+GroundTruthMetric ToGroundTruthMetric(v1::Metric metric) {
+  switch (metric) {
+    case v1::METRIC_INNER_PRODUCT:
+      return GroundTruthMetric::kInnerProduct;
+    case v1::METRIC_COSINE:
+      return GroundTruthMetric::kCosine;
+    default:
+      return GroundTruthMetric::kL2;
+  }
+}
+
+double Seconds(absl::Time start) { return absl::ToDoubleSeconds(absl::Now() - start); }
+
+// Options shared by every subcommand.
+struct GlobalOptions {
+  std::string server = "127.0.0.1:50051";
+  int64_t timeout_ms = 0;
+  bool progress = false;
+};
+
+// Options of all subcommands (CLI11 binds them to fields).
+struct CommandOptions {
+  std::string name;
+  std::string file;
+  // create / load --create
+  uint32_t dimension = 0;
+  std::string metric;
+  uint32_t num_partitions = 0;
+  uint32_t partitions_to_search_default = 0;
+  uint32_t training_iterations = 0;
+  uint64_t seed = 0;
+  // load
+  int64_t limit = 0;
+  int64_t batch = 1000;
+  uint64_t id_offset = 0;
+  bool create = false;
+  // search / bench
+  std::string vector;
+  std::string queries;
+  int64_t row = 0;
+  int k = 10;
+  int partitions_to_search = 0;
+  int prefix_dim = 0;
+  bool json_output = false;
+  std::string base;
+  int64_t base_limit = 0;
+  std::string ground_truth;
+  int64_t bench_batch = 1;
+  int concurrency = 1;
+  std::string json_path;
+};
+
+absl::StatusOr<std::unique_ptr<NestorClient>> Connect(const GlobalOptions& global) {
+  NestorClientOptions options;
+  options.server = global.server;
+  if (global.timeout_ms < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--timeout_ms must be >= 0 (0 = no deadline), got ", global.timeout_ms));
+  }
+  if (global.timeout_ms > 0) options.timeout = absl::Milliseconds(global.timeout_ms);
+  return NestorClient::Create(options);
+}
+
+absl::StatusOr<v1::IndexConfig> MakeConfig(const CommandOptions& o, uint32_t dimension) {
+  v1::IndexConfig config;
+  config.set_dimension(dimension);
+  config.set_metric(o.metric.empty() ? v1::METRIC_L2 : kMetricNames.at(o.metric));
+  config.set_num_partitions(o.num_partitions);
+  config.set_default_partitions_to_search(o.partitions_to_search_default);
+  config.set_training_iterations(o.training_iterations);
+  config.set_seed(o.seed);
+  return config;
+}
+
+std::string DescribeIndex(const v1::IndexInfo& info) {
+  const v1::IndexConfig& c = info.config();
+  std::string partitions;
+  if (c.num_partitions() > 0) {
+    const uint32_t search =
+        c.default_partitions_to_search() > 0 ? c.default_partitions_to_search()
+                                             : std::max<uint32_t>(1, c.num_partitions() / 16);
+    partitions = absl::StrCat(" num_partitions=", c.num_partitions(),
+                              " partitions_to_search=", search);
+  }
+  return absl::StrFormat(
+      "%s: kind=%s dimension=%d metric=%s%s vectors=%d built=%s memory_bytes=%d "
+      "build_seconds=%.3f",
+      info.name(), info.kind().empty() ? "?" : info.kind(), c.dimension(),
+      MetricName(c.metric()), partitions, info.vector_count(), info.built() ? "true" : "false",
+      info.memory_bytes(), info.build_seconds());
+}
+
+json IndexToJson(const v1::IndexInfo& info) {
+  const v1::IndexConfig& c = info.config();
+  return json{{"name", info.name()},
+              {"kind", info.kind()},
+              {"dimension", c.dimension()},
+              {"metric", MetricName(c.metric())},
+              {"num_partitions", c.num_partitions()},
+              {"default_partitions_to_search", c.default_partitions_to_search()},
+              {"vector_count", info.vector_count()},
+              {"built", info.built()},
+              {"memory_bytes", info.memory_bytes()},
+              {"build_seconds", info.build_seconds()}};
+}
+
+absl::Status RunCreate(const GlobalOptions& g, const CommandOptions& o) {
+  ASSIGN_OR_RETURN(auto client, Connect(g));
+  ASSIGN_OR_RETURN(v1::IndexConfig config, MakeConfig(o, o.dimension));
+  ASSIGN_OR_RETURN(v1::IndexInfo info, client->CreateIndex(o.name, config));
+  std::printf("created %s\n", DescribeIndex(info).c_str());
+  return absl::OkStatus();
+}
+
+absl::Status RunLoad(const GlobalOptions& g, const CommandOptions& o) {
+  if (o.batch < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("--batch must be >= 1, got ", o.batch));
+  }
+  absl::Time start = absl::Now();
+  ASSIGN_OR_RETURN(FloatMatrix data, LoadDataset(o.file, o.limit));
+  std::printf("read %lld x %lld vectors from %s in %.2f s\n", static_cast<long long>(data.rows),
+              static_cast<long long>(data.cols), o.file.c_str(), Seconds(start));
+  std::fflush(stdout);
+  ASSIGN_OR_RETURN(auto client, Connect(g));
+  if (o.create) {
+    ASSIGN_OR_RETURN(v1::IndexConfig config, MakeConfig(o, static_cast<uint32_t>(data.cols)));
+    ASSIGN_OR_RETURN(v1::IndexInfo info, client->CreateIndex(o.name, config));
+    std::printf("created %s\n", DescribeIndex(info).c_str());
+    std::fflush(stdout);
+  }
+  start = absl::Now();
+  std::unique_ptr<UpsertStream> stream = client->StartUpsertStream(o.name);
+  ProgressOptions progress_options;
+  progress_options.force = g.progress;
+  progress_options.unit = "vectors";
+  ProgressBar bar(absl::StrCat("load ", o.name), data.rows, progress_options);
+  std::vector<uint64_t> ids;
+  for (int64_t r0 = 0; r0 < data.rows; r0 += o.batch) {
+    const int64_t n = std::min(o.batch, data.rows - r0);
+    ids.resize(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) ids[i] = o.id_offset + static_cast<uint64_t>(r0 + i);
+    absl::Status status = stream->Write(
+        ids, absl::MakeConstSpan(data.row(r0), static_cast<size_t>(n * data.cols)), data.cols);
+    if (!status.ok()) {
+      bar.Finish();
+      return absl::Status(status.code(),
+                          absl::StrCat(status.message(), " (while writing rows ", r0, "..",
+                                       r0 + n - 1, " of ", o.file, ")"));
+    }
+    bar.Add(n);
+  }
+  ASSIGN_OR_RETURN(v1::UpsertDatapointsResponse response, stream->Finish());
+  bar.Finish();
+  const double seconds = Seconds(start);
+  std::printf("loaded %llu vectors into '%s' in %.2f s (%.0f vectors/s); the index holds %llu\n",
+              static_cast<unsigned long long>(response.upserted_count()), o.name.c_str(), seconds,
+              seconds > 0 ? response.upserted_count() / seconds : 0.0,
+              static_cast<unsigned long long>(response.vector_count()));
+  return absl::OkStatus();
+}
+
+absl::Status RunBuild(const GlobalOptions& g, const CommandOptions& o) {
+  ASSIGN_OR_RETURN(auto client, Connect(g));
+  const absl::Time start = absl::Now();
+  ASSIGN_OR_RETURN(v1::IndexInfo info, client->BuildIndex(o.name));
+  std::printf("built '%s' in %.2f s (server build_seconds=%.3f)\n%s\n", o.name.c_str(),
+              Seconds(start), info.build_seconds(), DescribeIndex(info).c_str());
+  return absl::OkStatus();
+}
+
+absl::Status RunStats(const GlobalOptions& g, const CommandOptions& o) {
+  ASSIGN_OR_RETURN(auto client, Connect(g));
+  std::vector<v1::IndexInfo> infos;
+  if (!o.name.empty()) {
+    ASSIGN_OR_RETURN(v1::IndexInfo info, client->GetIndex(o.name));
+    infos.push_back(info);
+  } else {
+    ASSIGN_OR_RETURN(v1::ListIndexesResponse list, client->ListIndexes());
+    infos.assign(list.indexes().begin(), list.indexes().end());
+  }
+  if (o.json_output) {
+    json out = json::array();
+    for (const auto& info : infos) out.push_back(IndexToJson(info));
+    std::printf("%s\n", (o.name.empty() ? out : out[0]).dump(2).c_str());
+    return absl::OkStatus();
+  }
+  if (infos.empty()) std::printf("no indexes\n");
+  for (const auto& info : infos) std::printf("%s\n", DescribeIndex(info).c_str());
+  return absl::OkStatus();
+}
+
+absl::Status RunSave(const GlobalOptions& g, const CommandOptions& o) {
+  ASSIGN_OR_RETURN(auto client, Connect(g));
+  ASSIGN_OR_RETURN(v1::SaveIndexResponse response, client->SaveIndex(o.name));
+  std::printf("saved '%s' to %s\n", o.name.c_str(), response.path().c_str());
+  return absl::OkStatus();
+}
+
+absl::Status RunDelete(const GlobalOptions& g, const CommandOptions& o) {
+  ASSIGN_OR_RETURN(auto client, Connect(g));
+  RETURN_IF_ERROR(client->DeleteIndex(o.name));
+  std::printf("deleted '%s'\n", o.name.c_str());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<float>> ParseVector(const std::string& text) {
+  std::vector<float> values;
+  for (absl::string_view part : absl::StrSplit(text, absl::ByAnyChar(", \t\n"), absl::SkipEmpty())) {
+    float value;
+    if (!absl::SimpleAtof(part, &value)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--vector: '", part, "' is not a number; expected e.g. \"0.1,0.2,0.3\""));
+    }
+    values.push_back(value);
+  }
+  if (values.empty()) return absl::InvalidArgumentError("--vector is empty");
+  return values;
+}
+
+void AddQuery(const float* vector, int64_t dimension, const CommandOptions& o,
+              v1::FindNeighborsRequest* request) {
+  auto* query = request->add_queries();
+  FillDatapoint(0, vector, dimension, query->mutable_datapoint());
+  query->set_neighbor_count(o.k);
+  query->set_partitions_to_search(o.partitions_to_search);
+  query->set_prefix_dim(o.prefix_dim);
+}
+
+absl::Status RunSearch(const GlobalOptions& g, const CommandOptions& o) {
+  std::vector<float> vector;
+  if (!o.vector.empty()) {
+    ASSIGN_OR_RETURN(vector, ParseVector(o.vector));
+  } else {
+    ASSIGN_OR_RETURN(FloatMatrix queries, LoadDataset(o.queries, o.row + 1));
+    if (o.row < 0 || o.row >= queries.rows) {
+      return absl::OutOfRangeError(absl::StrCat("--row ", o.row, " is outside 0..",
+                                                queries.rows - 1, " of ", o.queries));
+    }
+    vector.assign(queries.row(o.row), queries.row(o.row) + queries.cols);
+  }
+  ASSIGN_OR_RETURN(auto client, Connect(g));
+  v1::FindNeighborsRequest request;
+  request.set_index(o.name);
+  AddQuery(vector.data(), static_cast<int64_t>(vector.size()), o, &request);
+  const absl::Time start = absl::Now();
+  ASSIGN_OR_RETURN(v1::FindNeighborsResponse response, client->FindNeighbors(request));
+  const double ms = Seconds(start) * 1e3;
+  if (response.nearest_neighbors_size() != 1) {
+    return absl::InternalError(absl::StrCat("the server answered ",
+                                            response.nearest_neighbors_size(),
+                                            " result lists for 1 query"));
+  }
+  const auto& neighbors = response.nearest_neighbors(0).neighbors();
+  if (o.json_output) {
+    json out = json::array();
+    for (const auto& n : neighbors) {
+      out.push_back({{"id", n.datapoint().datapoint_id()}, {"distance", n.distance()}});
+    }
+    std::printf("%s\n", json{{"index", o.name}, {"latency_ms", ms}, {"neighbors", out}}.dump(2).c_str());
+    return absl::OkStatus();
+  }
+  std::printf("rank\tid\tdistance\n");
+  for (int i = 0; i < neighbors.size(); ++i) {
+    std::printf("%d\t%llu\t%.6g\n", i + 1,
+                static_cast<unsigned long long>(neighbors[i].datapoint().datapoint_id()),
+                neighbors[i].distance());
+  }
+  std::printf("%d neighbours in %.3f ms\n", neighbors.size(), ms);
+  return absl::OkStatus();
+}
+
+absl::Status RunBench(const GlobalOptions& g, const CommandOptions& o) {
+  if (o.k < 1) return absl::InvalidArgumentError(absl::StrCat("-k must be >= 1, got ", o.k));
+  if (o.bench_batch < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("--batch must be >= 1, got ", o.bench_batch));
+  }
+  if (o.concurrency < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--concurrency must be >= 1, got ", o.concurrency));
+  }
+  if (o.base.empty() == o.ground_truth.empty()) {
+    return absl::InvalidArgumentError(
+        "bench needs exactly one of --base FILE (exact neighbours computed here) or "
+        "--ground_truth FILE.ivecs");
+  }
+  ASSIGN_OR_RETURN(auto client, Connect(g));
+  ASSIGN_OR_RETURN(v1::IndexInfo info, client->GetIndex(o.name));
+
+  absl::Time start = absl::Now();
+  ASSIGN_OR_RETURN(FloatMatrix queries, LoadDataset(o.queries, o.limit));
+  std::printf("read %lld queries of dimension %lld from %s in %.2f s\n",
+              static_cast<long long>(queries.rows), static_cast<long long>(queries.cols),
+              o.queries.c_str(), Seconds(start));
+  if (queries.cols != info.config().dimension()) {
+    return absl::InvalidArgumentError(absl::StrCat("queries have dimension ", queries.cols,
+                                                   ", index '", o.name, "' has ",
+                                                   info.config().dimension()));
+  }
+
+  // Exact neighbour ids per query, truth_cols per row.
+  std::vector<int64_t> truth;
+  int64_t truth_cols = 0;
+  start = absl::Now();
+  if (!o.ground_truth.empty()) {
+    ASSIGN_OR_RETURN(IntMatrix gt, LoadIvecs(o.ground_truth, queries.rows));
+    if (gt.rows < queries.rows) {
+      return absl::InvalidArgumentError(absl::StrCat(o.ground_truth, " has ", gt.rows,
+                                                     " rows, fewer than the ", queries.rows,
+                                                     " queries"));
+    }
+    if (gt.cols < o.k) {
+      return absl::InvalidArgumentError(absl::StrCat(o.ground_truth, " has ", gt.cols,
+                                                     " neighbours per query, fewer than k=", o.k));
+    }
+    truth.assign(gt.data.begin(), gt.data.end());
+    truth_cols = gt.cols;
+    std::printf("read ground truth %lld x %lld from %s\n", static_cast<long long>(gt.rows),
+                static_cast<long long>(gt.cols), o.ground_truth.c_str());
+  } else {
+    ASSIGN_OR_RETURN(FloatMatrix base, LoadDataset(o.base, o.base_limit));
+    v1::Metric metric =
+        o.metric.empty() ? info.config().metric() : kMetricNames.at(o.metric);
+    GroundTruthOptions gt_options;
+    gt_options.metric = ToGroundTruthMetric(metric);
+    gt_options.k = o.k;
+    gt_options.prefix_dim = o.prefix_dim;
+    ASSIGN_OR_RETURN(Neighbors exact, ExactNeighbors(base, queries, gt_options));
+    truth = std::move(exact.ids);
+    for (int64_t& id : truth) id += static_cast<int64_t>(o.id_offset);
+    truth_cols = exact.k;
+    std::printf("exact ground truth (%s, k=%d%s) over %lld x %lld base vectors by BLAS in %.2f s\n",
+                MetricName(metric).c_str(), exact.k,
+                o.prefix_dim > 0 ? absl::StrCat(", prefix_dim=", o.prefix_dim).c_str() : "",
+                static_cast<long long>(base.rows), static_cast<long long>(base.cols),
+                Seconds(start));
+  }
+  std::fflush(stdout);
+
+  // Run the queries: `concurrency` threads take batches of `bench_batch` in order.
+  const int64_t num_batches = (queries.rows + o.bench_batch - 1) / o.bench_batch;
+  std::vector<std::vector<int64_t>> results(static_cast<size_t>(queries.rows));
+  std::vector<double> latencies_ms(static_cast<size_t>(num_batches));
+  std::atomic<int64_t> next_batch{0};
+  std::atomic<bool> failed{false};
+  std::mutex mu;
+  absl::Status first_error;
+  ProgressOptions progress_options;
+  progress_options.force = g.progress;
+  progress_options.unit = "queries";
+  ProgressBar bar(absl::StrCat("bench ", o.name), queries.rows, progress_options);
+  std::atomic<int64_t> done{0};
+  auto worker = [&]() {
+    v1::FindNeighborsRequest request;
+    for (;;) {
+      const int64_t b = next_batch.fetch_add(1);
+      if (b >= num_batches || failed.load()) return;
+      const int64_t r0 = b * o.bench_batch;
+      const int64_t n = std::min(o.bench_batch, queries.rows - r0);
+      request.Clear();
+      request.set_index(o.name);
+      for (int64_t i = 0; i < n; ++i) AddQuery(queries.row(r0 + i), queries.cols, o, &request);
+      const absl::Time t0 = absl::Now();
+      absl::StatusOr<v1::FindNeighborsResponse> response = client->FindNeighbors(request);
+      latencies_ms[b] = absl::ToDoubleMilliseconds(absl::Now() - t0);
+      if (response.ok() && response->nearest_neighbors_size() != n) {
+        response = absl::InternalError(absl::StrCat("the server answered ",
+                                                    response->nearest_neighbors_size(),
+                                                    " result lists for ", n, " queries"));
+      }
+      if (!response.ok()) {
+        std::lock_guard<std::mutex> lock(mu);
+        if (first_error.ok()) first_error = response.status();
+        failed.store(true);
+        return;
+      }
+      for (int64_t i = 0; i < n; ++i) {
+        auto& ids = results[r0 + i];
+        for (const auto& neighbor : response->nearest_neighbors(i).neighbors()) {
+          ids.push_back(static_cast<int64_t>(neighbor.datapoint().datapoint_id()));
+        }
+      }
+      done.fetch_add(n);
+    }
+  };
+  start = absl::Now();
+  std::vector<std::thread> threads;
+  for (int t = 1; t < o.concurrency; ++t) threads.emplace_back(worker);
+  // The main thread works too, and draws the progress bar between its batches.
+  std::thread progress_thread;
+  std::atomic<bool> stop_progress{false};
+  if (bar.enabled()) {
+    progress_thread = std::thread([&]() {
+      int64_t shown = 0;
+      while (!stop_progress.load()) {
+        const int64_t now_done = done.load();
+        bar.Add(now_done - shown);
+        shown = now_done;
+        absl::SleepFor(absl::Milliseconds(100));
+      }
+      bar.Add(done.load() - shown);
+    });
+  }
+  worker();
+  for (auto& t : threads) t.join();
+  const double wall_seconds = Seconds(start);
+  stop_progress.store(true);
+  if (progress_thread.joinable()) progress_thread.join();
+  bar.Finish();
+  if (!first_error.ok()) return first_error;
+
+  const double recall = RecallAtK(results, truth, truth_cols, o.k);
+  const double qps = wall_seconds > 0 ? queries.rows / wall_seconds : 0;
+  const LatencySummary lat = Summarize(latencies_ms);
+  const v1::IndexConfig& c = info.config();
+  const int effective_nprobe =
+      o.partitions_to_search > 0
+          ? std::min<int>(o.partitions_to_search, c.num_partitions())
+          : (c.default_partitions_to_search() > 0
+                 ? c.default_partitions_to_search()
+                 : std::max<int>(1, c.num_partitions() / 16));
+  std::printf("index '%s': kind=%s vectors=%llu num_partitions=%u partitions_to_search=%d%s\n",
+              o.name.c_str(), info.kind().c_str(),
+              static_cast<unsigned long long>(info.vector_count()), c.num_partitions(),
+              c.num_partitions() > 0 ? effective_nprobe : 0,
+              o.prefix_dim > 0 ? absl::StrCat(" prefix_dim=", o.prefix_dim).c_str() : "");
+  std::printf("%lld queries, k=%d, batch=%lld, concurrency=%d: %lld requests in %.2f s\n",
+              static_cast<long long>(queries.rows), o.k, static_cast<long long>(o.bench_batch),
+              o.concurrency, static_cast<long long>(num_batches), wall_seconds);
+  std::printf("latency per request (ms): mean=%.3f p50=%.3f p95=%.3f p99=%.3f max=%.3f\n",
+              lat.mean, lat.p50, lat.p95, lat.p99, lat.max);
+  if (!o.json_path.empty()) {
+    json out = {{"index", o.name},
+                {"queries", queries.rows},
+                {"k", o.k},
+                {"batch", o.bench_batch},
+                {"concurrency", o.concurrency},
+                {"num_partitions", c.num_partitions()},
+                {"partitions_to_search", c.num_partitions() > 0 ? effective_nprobe : 0},
+                {"prefix_dim", o.prefix_dim},
+                {"recall", recall},
+                {"qps", qps},
+                {"wall_seconds", wall_seconds},
+                {"latency_ms",
+                 {{"mean", lat.mean}, {"p50", lat.p50}, {"p95", lat.p95}, {"p99", lat.p99},
+                  {"max", lat.max}}}};
+    std::ofstream file(o.json_path);
+    file << out.dump(2) << "\n";
+    if (!file) {
+      return absl::PermissionDeniedError(absl::StrCat("cannot write ", o.json_path));
+    }
+    std::printf("wrote %s\n", o.json_path.c_str());
+  }
+  std::printf("recall@%d=%.4f qps=%.0f p50_ms=%.3f p99_ms=%.3f\n", o.k, recall, qps, lat.p50,
+              lat.p99);
+  return absl::OkStatus();
+}
+
+int ReportError(const std::string& command, const absl::Status& status,
+                const GlobalOptions& global) {
+  std::fflush(stdout);
+  std::fprintf(stderr, "nestor %s: error: %s: %s\n", command.c_str(),
+               absl::StatusCodeToString(status.code()).c_str(),
+               std::string(status.message()).c_str());
+  if (status.code() == absl::StatusCode::kUnavailable) {
+    std::fprintf(stderr, "  (is nestor-server running at %s? set --server or NESTOR_SERVER)\n",
+                 global.server.c_str());
+  }
+  return 1;
+}
+
+int Main(int argc, char** argv) {
+  CLI::App app{
+      "nestor: command line of the Nestor vector-search service (gRPC client of "
+      "nestor-server).\nErrors print 'error: CODE_NAME: message' on stderr and exit 1; usage "
+      "errors exit 2 or more.",
+      "nestor"};
+  app.require_subcommand(1);
+  GlobalOptions global;
+  CommandOptions o;
+  app.add_option("--server", global.server, "Server address HOST:PORT")
+      ->envname("NESTOR_SERVER")
+      ->capture_default_str();
+  app.add_option("--timeout_ms", global.timeout_ms,
+                 "Deadline of each RPC in milliseconds; 0 = no deadline")
+      ->capture_default_str();
+  app.add_flag("--progress", global.progress,
+               "Draw progress bars on stderr even when it is not a terminal");
+  const std::vector<std::string> metric_names = {"l2", "ip", "cosine"};
+  auto add_index_config = [&](CLI::App* cmd) {
+    cmd->add_option("--metric", o.metric,
+                    "Distance: l2 (squared Euclidean), ip (inner product) or cosine "
+                    "[default: l2]")
+        ->check(CLI::IsMember(metric_names));
+    cmd->add_option("--num_partitions", o.num_partitions,
+                    "k-means partitions; 0 = exact (brute-force) index")
+        ->capture_default_str();
+    cmd->add_option("--partitions_to_search", o.partitions_to_search_default,
+                    "Default partitions scanned per query; 0 = max(1, num_partitions/16)")
+        ->capture_default_str();
+    cmd->add_option("--training_iterations", o.training_iterations,
+                    "k-means iterations at build; 0 = server default (20)")
+        ->capture_default_str();
+    cmd->add_option("--seed", o.seed, "k-means seed; 0 = server default (1234)")
+        ->capture_default_str();
+  };
+
+  auto* create = app.add_subcommand("create", "Create an index");
+  create->add_option("name", o.name, "Index name: 1..64 of [A-Za-z0-9_-]")->required();
+  create->add_option("--dimension", o.dimension, "Floats per vector (1..65536)")->required();
+  add_index_config(create);
+
+  auto* load = app.add_subcommand(
+      "load", "Stream vectors from a file into an index (StreamUpsertDatapoints)");
+  load->add_option("name", o.name, "Index name")->required();
+  load->add_option("file", o.file,
+                   "Vectors: .npy (f4/f8/u1/i4), .fvecs, .bvecs, idx (.idx, *-ubyte); "
+                   "optionally .gz")
+      ->required();
+  load->add_option("--limit", o.limit, "Load only the first N rows; 0 = all")
+      ->capture_default_str();
+  load->add_option("--batch", o.batch,
+                   "Vectors per stream message (at most the server's max_batch_size)")
+      ->capture_default_str();
+  load->add_option("--id_offset", o.id_offset, "Id of the first row; row r gets id_offset + r")
+      ->capture_default_str();
+  load->add_flag("--create", o.create,
+                 "Create the index first, with the file's dimension and the options below "
+                 "(fails with ALREADY_EXISTS if it exists)");
+  add_index_config(load);
+
+  auto* build = app.add_subcommand(
+      "build", "Train the partitions and assign every vector (BuildIndex); prints seconds");
+  build->add_option("name", o.name, "Index name")->required();
+
+  auto* stats = app.add_subcommand("stats", "Show one index, or all indexes");
+  stats->add_option("name", o.name, "Index name; omitted = all indexes");
+  stats->add_flag("--json", o.json_output, "Print JSON");
+
+  auto* save = app.add_subcommand("save", "Write a snapshot of an index to the server's data_dir");
+  save->add_option("name", o.name, "Index name")->required();
+
+  auto* del = app.add_subcommand("delete", "Delete an index");
+  del->add_option("name", o.name, "Index name")->required();
+
+  auto add_query_options = [&](CLI::App* cmd) {
+    cmd->add_option("-k,--neighbor_count", o.k, "Neighbours per query")->capture_default_str();
+    cmd->add_option("--partitions_to_search", o.partitions_to_search,
+                    "Partitions scanned per query; 0 = the index default")
+        ->capture_default_str();
+    cmd->add_option("--prefix_dim", o.prefix_dim,
+                    "Score on the first d coordinates (Matryoshka prefix); 0 = all")
+        ->capture_default_str();
+  };
+  auto* search = app.add_subcommand("search", "Find the nearest neighbours of one vector");
+  search->add_option("name", o.name, "Index name")->required();
+  auto* vector_opt = search->add_option("--vector", o.vector,
+                                        "The query as comma-separated floats, e.g. \"0.1,0.2\"");
+  auto* queries_opt =
+      search->add_option("--queries", o.queries, "Take the query from this vector file");
+  vector_opt->excludes(queries_opt);
+  search->add_option("--row", o.row, "Row of --queries to use (0-based)")->capture_default_str();
+  add_query_options(search);
+  search->add_flag("--json", o.json_output, "Print JSON");
+
+  auto* bench = app.add_subcommand(
+      "bench",
+      "Run a query set through FindNeighbors; report recall@k, QPS and latency. The last "
+      "line reads 'recall@K=R qps=Q p50_ms=A p99_ms=B'");
+  bench->add_option("name", o.name, "Index name")->required();
+  bench->add_option("--queries", o.queries, "Query vectors file (any loadable format)")
+      ->required();
+  bench->add_option("--base", o.base,
+                    "Base vectors file (the one loaded); exact neighbours are computed from "
+                    "it locally with BLAS");
+  bench->add_option("--base_limit", o.base_limit,
+                    "Use only the first N base rows (match load --limit); 0 = all")
+      ->capture_default_str();
+  bench->add_option("--ground_truth", o.ground_truth,
+                    "Exact neighbour ids, .ivecs, one row per query (instead of --base)");
+  bench->add_option("--id_offset", o.id_offset, "Id of base row 0 (match load --id_offset)")
+      ->capture_default_str();
+  bench->add_option("--limit", o.limit, "Use only the first N queries; 0 = all")
+      ->capture_default_str();
+  bench->add_option("--batch", o.bench_batch, "Queries per FindNeighbors request")
+      ->capture_default_str();
+  bench->add_option("--concurrency", o.concurrency, "Requests in flight (client threads)")
+      ->capture_default_str();
+  bench->add_option("--metric", o.metric,
+                    "Metric of the exact ground truth: l2, ip or cosine [default: the index's]")
+      ->check(CLI::IsMember(metric_names));
+  bench->add_option("--json", o.json_path, "Also write the results as JSON to this path");
+  add_query_options(bench);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (search->parsed() && o.vector.empty() && o.queries.empty()) {
+    return ReportError("search", absl::InvalidArgumentError("give --vector or --queries"),
+                       global);
+  }
+  struct Command {
+    CLI::App* app;
+    absl::Status (*run)(const GlobalOptions&, const CommandOptions&);
+  };
+  const Command commands[] = {{create, RunCreate}, {load, RunLoad},     {build, RunBuild},
+                              {stats, RunStats},   {save, RunSave},     {del, RunDelete},
+                              {search, RunSearch}, {bench, RunBench}};
+  for (const Command& command : commands) {
+    if (!command.app->parsed()) continue;
+    absl::Status status = command.run(global, o);
+    if (!status.ok()) return ReportError(command.app->get_name(), status, global);
+    return 0;
+  }
+  return 2;
+}
+
+}  // namespace
+}  // namespace nestor::client
+
+int main(int argc, char** argv) { return nestor::client::Main(argc, argv); }
