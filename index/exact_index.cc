@@ -1,0 +1,187 @@
+#include "index/exact_index.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "index/distance.h"
+#include "index/search_util.h"
+#include "index/top_k.h"
+
+namespace nestor {
+
+ExactIndex::ExactIndex(const IndexOptions& options)
+    : Index(options), rows_(options.dimension, options.dimension) {}
+
+size_t ExactIndex::SizeImpl() const { return rows_.size(); }
+
+IndexStats ExactIndex::StatsImpl() const {
+  IndexStats stats;
+  stats.kind = "exact";
+  stats.vector_count = rows_.size();
+  stats.built = true;
+  stats.memory_bytes =
+      rows_.memory_bytes() +
+      row_of_.capacity() * (sizeof(std::pair<DatapointId, size_t>) + 1);  // slots + control
+  stats.build_seconds = 0.0;
+  stats.num_partitions = 0;
+  return stats;
+}
+
+absl::Status ExactIndex::UpsertImpl(absl::Span<const DatapointId> ids,
+                                    absl::Span<const float> vectors) {
+  const int d = dimension();
+  rows_.Reserve(rows_.size() + ids.size());
+  row_of_.reserve(row_of_.size() + ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const float* v = vectors.data() + i * d;
+    auto [it, inserted] = row_of_.try_emplace(ids[i], 0);
+    if (inserted) {
+      it->second = rows_.Append(ids[i], v);
+    } else {
+      rows_.Set(it->second, v);
+    }
+  }
+  return absl::OkStatus();
+}
+
+size_t ExactIndex::RemoveImpl(absl::Span<const DatapointId> ids) {
+  size_t removed = 0;
+  for (DatapointId id : ids) {
+    auto it = row_of_.find(id);
+    if (it == row_of_.end()) continue;
+    const size_t row = it->second;
+    row_of_.erase(it);
+    if (std::optional<DatapointId> moved = rows_.SwapRemove(row)) row_of_[*moved] = row;
+    ++removed;
+  }
+  return removed;
+}
+
+absl::Status ExactIndex::BuildImpl() { return absl::OkStatus(); }
+
+absl::StatusOr<std::vector<std::vector<Neighbor>>> ExactIndex::SearchImpl(
+    absl::Span<const float> queries, const SearchParams& params) const {
+  const size_t num_queries = queries.size() / dimension();
+  std::vector<std::vector<Neighbor>> results(num_queries);
+  if (rows_.empty()) return results;
+  RETURN_IF_ERROR(ParallelForChunks(
+      num_queries, params.num_threads, [&](size_t begin, size_t end) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+        return SearchRange(queries, params, begin, end, &results);
+      }));
+  return results;
+}
+
+absl::Status ExactIndex::SearchRange(absl::Span<const float> queries, const SearchParams& params,
+                                     size_t begin, size_t end,
+                                     std::vector<std::vector<Neighbor>>* results) const {
+  const int d = dimension();
+  const int p = params.prefix_dim;
+  const Metric m = metric();
+  const size_t n = rows_.size();
+  const size_t k = static_cast<size_t>(params.k);
+  const size_t max_query_block = std::min<size_t>(kQueryBlock, end - begin);
+  const size_t max_row_block = std::min<size_t>(kRowBlock, n);
+  std::vector<float> scores(max_query_block * max_row_block);
+  std::vector<float> row_norms(max_row_block);      // squared, over the prefix
+  std::vector<float> query_norms(max_query_block);  // squared, over the prefix
+  std::vector<TopK> heaps;
+
+  for (size_t qb = begin; qb < end; qb += max_query_block) {
+    const size_t nq = std::min(max_query_block, end - qb);
+    const float* q = queries.data() + qb * d;
+    heaps.assign(nq, TopK(k, n));
+    for (size_t i = 0; i < nq; ++i) query_norms[i] = SquaredNorm(q + i * d, p);
+
+    for (size_t rb = 0; rb < n; rb += max_row_block) {
+      RETURN_IF_ERROR(CheckInterrupted(params));
+      const size_t nr = std::min(max_row_block, n - rb);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(nq),
+                  static_cast<int>(nr), p, 1.0f, q, d, rows_.row(rb), rows_.stride(), 0.0f,
+                  scores.data(), static_cast<int>(nr));
+      const float* norms = rows_.squared_norms().data() + rb;
+      if (p < d && m != Metric::kInnerProduct) {
+        for (size_t r = 0; r < nr; ++r) row_norms[r] = SquaredNorm(rows_.row(rb + r), p);
+        norms = row_norms.data();
+      }
+      const DatapointId* ids = rows_.ids().data() + rb;
+      for (size_t i = 0; i < nq; ++i) {
+        const float* s = scores.data() + i * nr;
+        TopK& heap = heaps[i];
+        switch (m) {
+          case Metric::kL2: {
+            const float qn = query_norms[i];
+            for (size_t r = 0; r < nr; ++r) {
+              const float key = std::max(0.0f, norms[r] - 2.0f * s[r] + qn);
+              if (key <= heap.threshold()) heap.Push(key, ids[r]);
+            }
+            break;
+          }
+          case Metric::kInnerProduct:
+            for (size_t r = 0; r < nr; ++r) {
+              const float key = -s[r];
+              if (key <= heap.threshold()) heap.Push(key, ids[r]);
+            }
+            break;
+          case Metric::kCosine: {
+            const float q_inv = 1.0f / std::sqrt(query_norms[i]);
+            for (size_t r = 0; r < nr; ++r) {
+              const float key =
+                  norms[r] > 0.0f ? -(s[r] * q_inv / std::sqrt(norms[r])) : -0.0f;
+              if (key <= heap.threshold()) heap.Push(key, ids[r]);
+            }
+            break;
+          }
+        }
+      }
+    }
+    for (size_t i = 0; i < nq; ++i) {
+      (*results)[qb + i] = heaps[i].Finish(/*negate=*/HigherIsNearer(m));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<float>> ExactIndex::GetVectorImpl(DatapointId id) const {
+  auto it = row_of_.find(id);
+  if (it == row_of_.end()) return absl::NotFoundError(absl::StrCat("no vector with id ", id));
+  const float* row = rows_.row(it->second);
+  return std::vector<float>(row, row + dimension());
+}
+
+absl::Status ExactIndex::SerializeImpl(std::string* out) const {
+  ByteWriter writer(out);
+  writer.Put<uint64_t>(rows_.size());
+  writer.PutArray(rows_.ids().data(), rows_.size());
+  for (size_t r = 0; r < rows_.size(); ++r) writer.PutArray(rows_.row(r), dimension());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<ExactIndex>> ExactIndex::Deserialize(const IndexOptions& options,
+                                                                    ByteReader& reader) {
+  auto index = std::make_unique<ExactIndex>(options);
+  const int d = options.dimension;
+  uint64_t count = 0;
+  RETURN_IF_ERROR(reader.Get(&count));
+  RETURN_IF_ERROR(reader.CheckAvailable(count, sizeof(DatapointId) + d * sizeof(float)));
+  std::vector<DatapointId> ids(count);
+  RETURN_IF_ERROR(reader.GetArray(ids.data(), count));
+  std::vector<float> vector(d);
+  absl::MutexLock lock(&index->mu_);
+  index->rows_.Reserve(count);
+  index->row_of_.reserve(count);
+  for (uint64_t r = 0; r < count; ++r) {
+    RETURN_IF_ERROR(reader.GetArray(vector.data(), d));
+    if (!index->row_of_.try_emplace(ids[r], r).second) {
+      return absl::DataLossError(absl::StrCat("snapshot is corrupt: id ", ids[r], " repeats"));
+    }
+    index->rows_.Append(ids[r], vector.data());
+  }
+  return index;
+}
+
+}  // namespace nestor

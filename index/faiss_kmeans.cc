@@ -1,0 +1,53 @@
+#include "index/faiss_kmeans.h"
+
+#include <faiss/Clustering.h>
+#include <faiss/IndexFlat.h>
+#include <faiss/impl/FaissException.h>
+
+#include <exception>
+#include <limits>
+
+#include "absl/strings/str_cat.h"
+
+namespace nestor {
+
+absl::StatusOr<std::vector<float>> TrainKMeans(const float* points, size_t num_points,
+                                               int dimension, const KMeansOptions& options) {
+  if (dimension < 1 || options.num_clusters < 1 || options.iterations < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "k-means needs dimension, num_clusters and iterations >= 1, got ", dimension, ", ",
+        options.num_clusters, ", ", options.iterations));
+  }
+  if (num_points < static_cast<size_t>(options.num_clusters)) {
+    return absl::InvalidArgumentError(absl::StrCat("k-means needs at least ",
+                                                   options.num_clusters, " points, got ",
+                                                   num_points));
+  }
+  try {
+    faiss::ClusteringParameters params;
+    params.niter = options.iterations;
+    params.nredo = 1;
+    params.verbose = false;
+    params.spherical = options.spherical;
+    params.seed = static_cast<int>(options.seed ^ (options.seed >> 32));
+    // The caller already sampled: keep FAISS from subsampling again or warning about
+    // few points per centroid.
+    params.min_points_per_centroid = 1;
+    params.max_points_per_centroid = std::numeric_limits<int>::max() / 2;
+    faiss::Clustering clustering(dimension, options.num_clusters, params);
+    if (options.spherical) {
+      faiss::IndexFlatIP assigner(dimension);
+      clustering.train(static_cast<faiss::Index::idx_t>(num_points), points, assigner);
+    } else {
+      faiss::IndexFlatL2 assigner(dimension);
+      clustering.train(static_cast<faiss::Index::idx_t>(num_points), points, assigner);
+    }
+    return std::move(clustering.centroids);
+  } catch (const faiss::FaissException& e) {
+    return absl::InternalError(absl::StrCat("FAISS k-means failed: ", e.what()));
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("k-means failed: ", e.what()));
+  }
+}
+
+}  // namespace nestor

@@ -1,0 +1,172 @@
+#include "index/index.h"
+
+#include <cmath>
+#include <string>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "index/distance.h"
+#include "index/persistence.h"
+#include "index/search_util.h"
+
+namespace nestor {
+namespace {
+
+// Every value finite; names the first offending row and column.
+absl::Status CheckFinite(absl::Span<const float> values, int dimension, absl::string_view what) {
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (!std::isfinite(values[i])) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, " row ", i / dimension, " column ", i % dimension,
+                       " is not finite (", values[i], "); expected finite floats"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Under cosine, no row may have an all-zero first `used` coordinates.
+absl::Status CheckNonZeroRows(absl::Span<const float> values, int dimension, int used,
+                              absl::string_view what) {
+  const size_t rows = values.size() / dimension;
+  for (size_t r = 0; r < rows; ++r) {
+    const float* row = values.data() + r * dimension;
+    bool all_zero = true;
+    for (int j = 0; j < used && all_zero; ++j) all_zero = row[j] == 0.0f;
+    if (all_zero) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          what, " row ", r, used == dimension ? " is the zero vector"
+                                              : absl::StrCat(" has an all-zero prefix of ", used,
+                                                             " dimensions"),
+          "; cosine needs a non-zero vector"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+const char* MetricName(Metric metric) {
+  switch (metric) {
+    case Metric::kL2:
+      return "l2";
+    case Metric::kInnerProduct:
+      return "inner_product";
+    case Metric::kCosine:
+      return "cosine";
+  }
+  return "unknown";
+}
+
+size_t Index::size() const {
+  absl::ReaderMutexLock lock(&mu_);
+  return SizeImpl();
+}
+
+IndexStats Index::stats() const {
+  absl::ReaderMutexLock lock(&mu_);
+  return StatsImpl();
+}
+
+absl::Status Index::Upsert(absl::Span<const DatapointId> ids, absl::Span<const float> vectors) {
+  const int d = dimension();
+  const size_t expected = ids.size() * static_cast<size_t>(d);
+  if (vectors.size() != expected) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "vectors must hold ids.size()*dimension floats: expected ", ids.size(), "*", d, "=",
+        expected, " floats, got ", vectors.size()));
+  }
+  RETURN_IF_ERROR(CheckFinite(vectors, d, "vector"));
+  if (metric() == Metric::kCosine) {
+    RETURN_IF_ERROR(CheckNonZeroRows(vectors, d, d, "vector"));
+  }
+  if (ids.size() > 1) {
+    absl::flat_hash_set<DatapointId> seen;
+    seen.reserve(ids.size());
+    for (size_t i = 0; i < ids.size(); ++i) {
+      if (!seen.insert(ids[i]).second) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "duplicate id ", ids[i], " at position ", i, "; ids must be distinct within one call"));
+      }
+    }
+  }
+  if (ids.empty()) return absl::OkStatus();
+  absl::MutexLock lock(&mu_);
+  return UpsertImpl(ids, vectors);
+}
+
+absl::StatusOr<size_t> Index::Remove(absl::Span<const DatapointId> ids) {
+  if (ids.empty()) return 0;
+  absl::MutexLock lock(&mu_);
+  return RemoveImpl(ids);
+}
+
+absl::Status Index::Build() {
+  absl::MutexLock lock(&mu_);
+  return BuildImpl();
+}
+
+absl::StatusOr<std::vector<std::vector<Neighbor>>> Index::Search(
+    absl::Span<const float> queries, const SearchParams& params) const {
+  const int d = dimension();
+  if (queries.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "queries is empty; expected a positive multiple of dimension ", d, " floats"));
+  }
+  if (queries.size() % d != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("queries must be n*dimension floats: got ", queries.size(),
+                     ", not a multiple of dimension ", d));
+  }
+  if (params.k <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat("k must be >= 1, got ", params.k));
+  }
+  if (params.prefix_dim < 0 || params.prefix_dim > d) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "prefix_dim must be in [0, ", d, "] (0 = full dimension), got ", params.prefix_dim));
+  }
+  if (params.partitions_to_search < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "partitions_to_search must be >= 0 (0 = index default), got ",
+        params.partitions_to_search));
+  }
+  if (params.num_threads < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("num_threads must be >= 1, got ", params.num_threads));
+  }
+  RETURN_IF_ERROR(CheckFinite(queries, d, "query"));
+  SearchParams normalized = params;
+  if (normalized.prefix_dim == 0) normalized.prefix_dim = d;
+  if (metric() == Metric::kCosine) {
+    RETURN_IF_ERROR(CheckNonZeroRows(queries, d, normalized.prefix_dim, "query"));
+  }
+  RETURN_IF_ERROR(CheckInterrupted(normalized));
+  absl::ReaderMutexLock lock(&mu_);
+  return SearchImpl(queries, normalized);
+}
+
+absl::StatusOr<std::vector<float>> Index::GetVector(DatapointId id) const {
+  absl::ReaderMutexLock lock(&mu_);
+  return GetVectorImpl(id);
+}
+
+absl::Status Index::Save(const std::string& directory) const {
+  std::string bytes;
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    const IndexStats stats = StatsImpl();
+    SnapshotHeader header;
+    header.kind = stats.kind == "exact" ? SnapshotKind::kExact : SnapshotKind::kPartitioned;
+    header.options = options_;
+    header.built = stats.built;
+    header.build_seconds = stats.build_seconds;
+    BeginSnapshot(&bytes);
+    ByteWriter writer(&bytes);
+    WriteSnapshotHeader(header, writer);
+    RETURN_IF_ERROR(SerializeImpl(&bytes));
+  }
+  FinishSnapshot(&bytes);
+  return WriteFileAtomically(directory, kSnapshotFileName, bytes);
+}
+
+}  // namespace nestor

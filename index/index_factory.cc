@@ -1,0 +1,98 @@
+#include "index/index_factory.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "index/exact_index.h"
+#include "index/partitioned_index.h"
+#include "index/persistence.h"
+
+namespace nestor {
+namespace {
+
+constexpr int kMaxDimension = 65536;
+constexpr int kMaxPartitions = 1000000;
+constexpr int kDefaultTrainingIterations = 20;
+constexpr int kDefaultMaxTrainingPointsPerPartition = 256;
+
+// Validates `options` and fills in defaults (0 -> default; default_partitions_to_search
+// clamped to num_partitions).
+absl::StatusOr<IndexOptions> NormalizeOptions(IndexOptions options) {
+  if (options.dimension < 1 || options.dimension > kMaxDimension) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "dimension must be in [1, ", kMaxDimension, "], got ", options.dimension));
+  }
+  if (options.metric != Metric::kL2 && options.metric != Metric::kInnerProduct &&
+      options.metric != Metric::kCosine) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "metric must be l2 (1), inner_product (2) or cosine (3), got ",
+        static_cast<int>(options.metric)));
+  }
+  if (options.num_partitions < 0 || options.num_partitions > kMaxPartitions) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("num_partitions must be in [0, ", kMaxPartitions,
+                     "] (0 = exact index), got ", options.num_partitions));
+  }
+  if (options.default_partitions_to_search < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("default_partitions_to_search must be >= 0 (0 = num_partitions/16), got ",
+                     options.default_partitions_to_search));
+  }
+  options.default_partitions_to_search =
+      std::min(options.default_partitions_to_search, options.num_partitions);
+  if (options.training_iterations < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("training_iterations must be >= 1 (0 = default ",
+                     kDefaultTrainingIterations, "), got ", options.training_iterations));
+  }
+  if (options.training_iterations == 0) options.training_iterations = kDefaultTrainingIterations;
+  if (options.max_training_points_per_partition < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "max_training_points_per_partition must be >= 1 (0 = default ",
+        kDefaultMaxTrainingPointsPerPartition, "), got ",
+        options.max_training_points_per_partition));
+  }
+  if (options.max_training_points_per_partition == 0) {
+    options.max_training_points_per_partition = kDefaultMaxTrainingPointsPerPartition;
+  }
+  return options;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Index>> CreateIndex(const IndexOptions& options) {
+  ASSIGN_OR_RETURN(const IndexOptions normalized, NormalizeOptions(options));
+  if (normalized.num_partitions == 0) return std::make_unique<ExactIndex>(normalized);
+  return std::make_unique<PartitionedIndex>(normalized);
+}
+
+absl::StatusOr<std::unique_ptr<Index>> LoadIndex(const std::string& directory) {
+  ASSIGN_OR_RETURN(const std::string file,
+                   ReadFile(absl::StrCat(directory, "/", kSnapshotFileName)));
+  ASSIGN_OR_RETURN(const absl::string_view contents, VerifySnapshot(file));
+  ByteReader reader(contents);
+  ASSIGN_OR_RETURN(const SnapshotHeader header, ReadSnapshotHeader(reader));
+  absl::StatusOr<IndexOptions> options = NormalizeOptions(header.options);
+  if (!options.ok()) {
+    return absl::DataLossError(
+        absl::StrCat("snapshot holds invalid options: ", options.status().message()));
+  }
+  const bool exact_kind = header.kind == SnapshotKind::kExact;
+  if (exact_kind != (options->num_partitions == 0)) {
+    return absl::DataLossError(absl::StrCat("snapshot kind ", static_cast<int>(header.kind),
+                                            " disagrees with num_partitions ",
+                                            options->num_partitions));
+  }
+  std::unique_ptr<Index> index;
+  if (exact_kind) {
+    ASSIGN_OR_RETURN(index, ExactIndex::Deserialize(*options, reader));
+  } else {
+    ASSIGN_OR_RETURN(index, PartitionedIndex::Deserialize(*options, header.built,
+                                                          header.build_seconds, reader));
+  }
+  RETURN_IF_ERROR(reader.CheckFullyRead());
+  return index;
+}
+
+}  // namespace nestor

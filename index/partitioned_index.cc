@@ -1,0 +1,421 @@
+#include "index/partitioned_index.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+#include <random>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/status_macros.h"
+#include "index/distance.h"
+#include "index/faiss_kmeans.h"
+#include "index/search_util.h"
+#include "index/top_k.h"
+
+namespace nestor {
+namespace {
+
+// Rows per GEMM block when assigning vectors to centroids.
+constexpr size_t kAssignBlock = 4096;
+// Queries per GEMM block when scoring centroids; smaller batches use Dot loops.
+constexpr size_t kQueryBlock = 256;
+constexpr size_t kMinGemmQueries = 4;
+
+void Normalize(float* v, int d) {
+  const float norm = std::sqrt(SquaredNorm(v, d));
+  if (norm > 0.0f) {
+    const float inv = 1.0f / norm;
+    for (int j = 0; j < d; ++j) v[j] *= inv;
+  }
+}
+
+}  // namespace
+
+PartitionedIndex::PartitionedIndex(const IndexOptions& options) : Index(options) {
+  absl::MutexLock lock(&mu_);
+  partitions_.emplace_back(options.dimension, VectorRows::PaddedStride(options.dimension));
+}
+
+int PartitionedIndex::default_partitions_to_search() const {
+  const int p = options().num_partitions;
+  const int d = options().default_partitions_to_search;
+  return std::clamp(d > 0 ? d : p / 16, 1, p);
+}
+
+size_t PartitionedIndex::SizeImpl() const { return size_; }
+
+IndexStats PartitionedIndex::StatsImpl() const {
+  IndexStats stats;
+  stats.kind = "partitioned";
+  stats.vector_count = size_;
+  stats.built = built_;
+  stats.build_seconds = build_seconds_;
+  stats.num_partitions = options().num_partitions;
+  uint64_t bytes = 0;
+  for (const VectorRows& rows : partitions_) bytes += rows.memory_bytes();
+  bytes += (centroids_.capacity() + centroid_norms_.capacity()) * sizeof(float);
+  bytes += location_of_.capacity() * (sizeof(std::pair<DatapointId, Location>) + 1);
+  bytes += partitions_.capacity() * sizeof(VectorRows);
+  stats.memory_bytes = bytes;
+  return stats;
+}
+
+void PartitionedIndex::SetCentroids(std::vector<float> centroids, bool normalize) {
+  const int d = dimension();
+  const size_t p = centroids.size() / d;
+  if (normalize && metric() == Metric::kCosine) {
+    for (size_t c = 0; c < p; ++c) Normalize(centroids.data() + c * d, d);
+  }
+  centroid_norms_.resize(p);
+  for (size_t c = 0; c < p; ++c) centroid_norms_[c] = SquaredNorm(centroids.data() + c * d, d);
+  centroids_ = std::move(centroids);
+}
+
+std::vector<uint32_t> PartitionedIndex::Assign(const float* x, size_t n, int ldx) const {
+  const int d = dimension();
+  const size_t p = centroid_norms_.size();
+  std::vector<uint32_t> assignment(n);
+  const size_t block = std::min(n, kAssignBlock);
+  std::vector<float> dots(block * p);
+  const bool by_l2 = metric() != Metric::kCosine;
+  for (size_t b = 0; b < n; b += block) {
+    const size_t nb = std::min(block, n - b);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(nb),
+                static_cast<int>(p), d, 1.0f, x + b * ldx, ldx, centroids_.data(), d, 0.0f,
+                dots.data(), static_cast<int>(p));
+    for (size_t i = 0; i < nb; ++i) {
+      const float* s = dots.data() + i * p;
+      uint32_t best = 0;
+      // L2: ||c||^2 - 2 x.c (||x||^2 is common to all centroids). Cosine: -x.c (unit c).
+      float best_key = by_l2 ? centroid_norms_[0] - 2.0f * s[0] : -s[0];
+      for (size_t c = 1; c < p; ++c) {
+        const float key = by_l2 ? centroid_norms_[c] - 2.0f * s[c] : -s[c];
+        if (key < best_key) {
+          best_key = key;
+          best = static_cast<uint32_t>(c);
+        }
+      }
+      assignment[b + i] = best;
+    }
+  }
+  return assignment;
+}
+
+void PartitionedIndex::Insert(uint32_t partition, DatapointId id, const float* vector) {
+  const size_t row = partitions_[partition].Append(id, vector);
+  location_of_[id] = Location{partition, static_cast<uint32_t>(row)};
+  ++size_;
+}
+
+void PartitionedIndex::Erase(Location location) {
+  VectorRows& rows = partitions_[location.partition];
+  if (std::optional<DatapointId> moved = rows.SwapRemove(location.row)) {
+    location_of_[*moved].row = location.row;
+  }
+  --size_;
+}
+
+absl::Status PartitionedIndex::UpsertImpl(absl::Span<const DatapointId> ids,
+                                          absl::Span<const float> vectors) {
+  const int d = dimension();
+  std::vector<uint32_t> targets;
+  if (built_) {
+    targets = Assign(vectors.data(), ids.size(), d);
+  } else {
+    targets.assign(ids.size(), 0);
+    partitions_[0].Reserve(partitions_[0].size() + ids.size());
+  }
+  location_of_.reserve(location_of_.size() + ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const float* v = vectors.data() + i * d;
+    auto it = location_of_.find(ids[i]);
+    if (it != location_of_.end()) {
+      const Location old = it->second;
+      if (old.partition == targets[i]) {
+        partitions_[old.partition].Set(old.row, v);
+        continue;
+      }
+      location_of_.erase(it);
+      Erase(old);
+    }
+    Insert(targets[i], ids[i], v);
+  }
+  return absl::OkStatus();
+}
+
+size_t PartitionedIndex::RemoveImpl(absl::Span<const DatapointId> ids) {
+  size_t removed = 0;
+  for (DatapointId id : ids) {
+    auto it = location_of_.find(id);
+    if (it == location_of_.end()) continue;
+    const Location location = it->second;
+    location_of_.erase(it);
+    Erase(location);
+    ++removed;
+  }
+  return removed;
+}
+
+absl::Status PartitionedIndex::BuildImpl() {
+  const int d = dimension();
+  const int num_partitions = options().num_partitions;
+  if (size_ < static_cast<size_t>(num_partitions)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("building ", num_partitions, " partitions needs at least ",
+                     num_partitions, " vectors; the index holds ", size_));
+  }
+  const absl::Time start = absl::Now();
+
+  // Every vector, in partition order (the staging store alone when unbuilt).
+  VectorRows gathered(d, VectorRows::PaddedStride(d));
+  const VectorRows* all = &partitions_[0];
+  if (partitions_.size() > 1) {
+    gathered.Reserve(size_);
+    for (const VectorRows& rows : partitions_) {
+      for (size_t r = 0; r < rows.size(); ++r) gathered.Append(rows.id(r), rows.row(r));
+    }
+    all = &gathered;
+  }
+  const size_t n = all->size();
+
+  // Seeded training sample (partial Fisher-Yates), kept in storage order.
+  const size_t cap = static_cast<size_t>(num_partitions) *
+                     static_cast<size_t>(options().max_training_points_per_partition);
+  std::vector<size_t> sample(n);
+  std::iota(sample.begin(), sample.end(), size_t{0});
+  if (n > cap) {
+    std::mt19937_64 rng(options().seed);
+    for (size_t i = 0; i < cap; ++i) std::swap(sample[i], sample[i + rng() % (n - i)]);
+    sample.resize(cap);
+    std::sort(sample.begin(), sample.end());
+  }
+  std::vector<float> training(sample.size() * d);
+  for (size_t i = 0; i < sample.size(); ++i) {
+    float* dst = training.data() + i * d;
+    std::memcpy(dst, all->row(sample[i]), d * sizeof(float));
+    if (metric() == Metric::kCosine) Normalize(dst, d);
+  }
+  KMeansOptions kmeans;
+  kmeans.num_clusters = num_partitions;
+  kmeans.iterations = options().training_iterations;
+  kmeans.seed = options().seed;
+  kmeans.spherical = metric() == Metric::kCosine;
+  ASSIGN_OR_RETURN(std::vector<float> centroids,
+                   TrainKMeans(training.data(), sample.size(), d, kmeans));
+  training = {};
+
+  // From here on nothing fails: commit.
+  SetCentroids(std::move(centroids), /*normalize=*/true);
+  const std::vector<uint32_t> assignment = Assign(all->data(), n, all->stride());
+  std::vector<size_t> counts(num_partitions, 0);
+  for (uint32_t a : assignment) ++counts[a];
+  std::vector<VectorRows> partitions;
+  partitions.reserve(num_partitions);
+  for (int c = 0; c < num_partitions; ++c) {
+    partitions.emplace_back(d, VectorRows::PaddedStride(d));
+    partitions.back().Reserve(counts[c]);
+  }
+  if (all == &partitions_[0]) {
+    gathered = std::move(partitions_[0]);
+    all = &gathered;
+  }
+  partitions_ = std::move(partitions);
+  location_of_.clear();
+  location_of_.reserve(n);
+  size_ = 0;
+  for (size_t r = 0; r < n; ++r) Insert(assignment[r], all->id(r), all->row(r));
+  built_ = true;
+  build_seconds_ = absl::ToDoubleSeconds(absl::Now() - start);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<std::vector<Neighbor>>> PartitionedIndex::SearchImpl(
+    absl::Span<const float> queries, const SearchParams& params) const {
+  const int d = dimension();
+  const size_t num_queries = queries.size() / d;
+  std::vector<std::vector<Neighbor>> results(num_queries);
+  if (size_ == 0) return results;
+  if (!built_) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "index holds ", size_, " vectors but is not built; call BuildIndex"));
+  }
+  const int num_partitions = static_cast<int>(partitions_.size());
+  const int to_search = params.partitions_to_search > 0
+                            ? std::min(params.partitions_to_search, num_partitions)
+                            : default_partitions_to_search();
+  // Squared centroid norms over the prefix.
+  std::vector<float> prefix_norms;
+  absl::Span<const float> centroid_norms = centroid_norms_;
+  if (params.prefix_dim < d) {
+    prefix_norms.resize(num_partitions);
+    for (int c = 0; c < num_partitions; ++c) {
+      prefix_norms[c] = SquaredNorm(centroids_.data() + static_cast<size_t>(c) * d,
+                                    params.prefix_dim);
+    }
+    centroid_norms = prefix_norms;
+  }
+  RETURN_IF_ERROR(ParallelForChunks(
+      num_queries, params.num_threads,
+      [&](size_t begin, size_t end) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+        return SearchRange(queries, params, to_search, centroid_norms, begin, end, &results);
+      }));
+  return results;
+}
+
+absl::Status PartitionedIndex::SearchRange(absl::Span<const float> queries,
+                                           const SearchParams& params, int partitions_to_search,
+                                           absl::Span<const float> centroid_norms, size_t begin,
+                                           size_t end,
+                                           std::vector<std::vector<Neighbor>>* results) const {
+  const int d = dimension();
+  const int p = params.prefix_dim;
+  const Metric m = metric();
+  const size_t num_partitions = partitions_.size();
+  const size_t k = static_cast<size_t>(params.k);
+  const size_t block = std::min(kQueryBlock, end - begin);
+  std::vector<float> dots(block * num_partitions);
+  std::vector<std::pair<float, uint32_t>> ranked(num_partitions);
+
+  for (size_t qb = begin; qb < end; qb += block) {
+    const size_t nq = std::min(block, end - qb);
+    const float* q_block = queries.data() + qb * d;
+    // Query-centroid dot products over the prefix.
+    if (nq >= kMinGemmQueries) {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(nq),
+                  static_cast<int>(num_partitions), p, 1.0f, q_block, d, centroids_.data(), d,
+                  0.0f, dots.data(), static_cast<int>(num_partitions));
+    } else {
+      for (size_t i = 0; i < nq; ++i) {
+        for (size_t c = 0; c < num_partitions; ++c) {
+          dots[i * num_partitions + c] = Dot(q_block + i * d, centroids_.data() + c * d, p);
+        }
+      }
+    }
+    for (size_t i = 0; i < nq; ++i) {
+      RETURN_IF_ERROR(CheckInterrupted(params));
+      const float* q = q_block + i * d;
+      const float* s = dots.data() + i * num_partitions;
+      // Rank centroids: smaller key is nearer.
+      for (size_t c = 0; c < num_partitions; ++c) {
+        float key;
+        switch (m) {
+          case Metric::kL2:
+            key = centroid_norms[c] - 2.0f * s[c];
+            break;
+          case Metric::kInnerProduct:
+            key = -s[c];
+            break;
+          case Metric::kCosine:
+          default:
+            key = centroid_norms[c] > 0.0f ? -s[c] / std::sqrt(centroid_norms[c]) : 0.0f;
+            break;
+        }
+        ranked[c] = {key, static_cast<uint32_t>(c)};
+      }
+      std::partial_sort(ranked.begin(), ranked.begin() + partitions_to_search, ranked.end());
+
+      const float q_inv = m == Metric::kCosine ? 1.0f / std::sqrt(SquaredNorm(q, p)) : 0.0f;
+      TopK heap(k, size_);
+      for (int j = 0; j < partitions_to_search; ++j) {
+        if (j > 0) RETURN_IF_ERROR(CheckInterrupted(params));
+        const VectorRows& rows = partitions_[ranked[j].second];
+        const size_t n = rows.size();
+        const DatapointId* ids = rows.ids().data();
+        switch (m) {
+          case Metric::kL2:
+            for (size_t r = 0; r < n; ++r) {
+              const float key = L2Sqr(q, rows.row(r), p);
+              if (key <= heap.threshold()) heap.Push(key, ids[r]);
+            }
+            break;
+          case Metric::kInnerProduct:
+            for (size_t r = 0; r < n; ++r) {
+              const float key = -Dot(q, rows.row(r), p);
+              if (key <= heap.threshold()) heap.Push(key, ids[r]);
+            }
+            break;
+          case Metric::kCosine:
+            for (size_t r = 0; r < n; ++r) {
+              const float* x = rows.row(r);
+              const float xn = p == d ? rows.squared_norm(r) : SquaredNorm(x, p);
+              const float key = xn > 0.0f ? -(Dot(q, x, p) * q_inv / std::sqrt(xn)) : -0.0f;
+              if (key <= heap.threshold()) heap.Push(key, ids[r]);
+            }
+            break;
+        }
+      }
+      (*results)[qb + i] = heap.Finish(/*negate=*/HigherIsNearer(m));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<float>> PartitionedIndex::GetVectorImpl(DatapointId id) const {
+  auto it = location_of_.find(id);
+  if (it == location_of_.end()) return absl::NotFoundError(absl::StrCat("no vector with id ", id));
+  const float* row = partitions_[it->second.partition].row(it->second.row);
+  return std::vector<float>(row, row + dimension());
+}
+
+absl::Status PartitionedIndex::SerializeImpl(std::string* out) const {
+  ByteWriter writer(out);
+  writer.Put<uint32_t>(static_cast<uint32_t>(partitions_.size()));
+  if (built_) writer.PutArray(centroids_.data(), centroids_.size());
+  for (const VectorRows& rows : partitions_) {
+    writer.Put<uint64_t>(rows.size());
+    writer.PutArray(rows.ids().data(), rows.size());
+    for (size_t r = 0; r < rows.size(); ++r) writer.PutArray(rows.row(r), dimension());
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<PartitionedIndex>> PartitionedIndex::Deserialize(
+    const IndexOptions& options, bool built, double build_seconds, ByteReader& reader) {
+  auto index = std::make_unique<PartitionedIndex>(options);
+  const int d = options.dimension;
+  uint32_t blocks = 0;
+  RETURN_IF_ERROR(reader.Get(&blocks));
+  const uint32_t expected_blocks = built ? static_cast<uint32_t>(options.num_partitions) : 1;
+  if (blocks != expected_blocks) {
+    return absl::DataLossError(absl::StrCat("snapshot is corrupt: ", blocks,
+                                            " partitions stored, expected ", expected_blocks));
+  }
+  absl::MutexLock lock(&index->mu_);
+  if (built) {
+    const size_t floats = static_cast<size_t>(options.num_partitions) * d;
+    RETURN_IF_ERROR(reader.CheckAvailable(floats, sizeof(float)));
+    std::vector<float> centroids(floats);
+    RETURN_IF_ERROR(reader.GetArray(centroids.data(), floats));
+    index->SetCentroids(std::move(centroids), /*normalize=*/false);  // as saved
+    index->partitions_.clear();
+    for (uint32_t b = 0; b < blocks; ++b) {
+      index->partitions_.emplace_back(d, VectorRows::PaddedStride(d));
+    }
+    index->built_ = true;
+    index->build_seconds_ = build_seconds;
+  }
+  std::vector<float> vector(d);
+  for (uint32_t b = 0; b < blocks; ++b) {
+    uint64_t count = 0;
+    RETURN_IF_ERROR(reader.Get(&count));
+    RETURN_IF_ERROR(reader.CheckAvailable(count, sizeof(DatapointId) + d * sizeof(float)));
+    std::vector<DatapointId> ids(count);
+    RETURN_IF_ERROR(reader.GetArray(ids.data(), count));
+    index->partitions_[b].Reserve(count);
+    for (uint64_t r = 0; r < count; ++r) {
+      RETURN_IF_ERROR(reader.GetArray(vector.data(), d));
+      if (index->location_of_.contains(ids[r])) {
+        return absl::DataLossError(absl::StrCat("snapshot is corrupt: id ", ids[r], " repeats"));
+      }
+      index->Insert(b, ids[r], vector.data());
+    }
+  }
+  return index;
+}
+
+}  // namespace nestor

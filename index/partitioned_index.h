@@ -1,0 +1,121 @@
+// Partitioned (IVF-flat) index: k-means partitions scanned exhaustively at query time.
+#ifndef NESTOR_INDEX_PARTITIONED_INDEX_H_
+#define NESTOR_INDEX_PARTITIONED_INDEX_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "index/index.h"
+#include "index/persistence.h"
+#include "index/vector_rows.h"
+
+namespace nestor {
+
+// Inverted-file index with uncompressed vectors ("IVF-flat": Jégou, Douze & Schmid,
+// "Product quantization for nearest neighbor search", TPAMI 2011; FAISS IndexIVFFlat).
+//
+// Lifecycle. Until Build() the vectors sit in one staging store: searching an empty
+// index returns empty lists; searching a non-empty unbuilt one is FAILED_PRECONDITION.
+// Build() trains options.num_partitions centroids with k-means (Lloyd's algorithm,
+// through FAISS, see index/faiss_kmeans.h) on a seeded sample of at most
+// num_partitions * max_training_points_per_partition vectors, assigns every vector to
+// its nearest centroid (BLAS GEMM) and lays each partition out contiguously, rows
+// 64-byte aligned, ids alongside, with an id -> (partition, row) map. Build() again
+// retrains from all vectors present. After Build(), Upsert puts each vector straight into
+// its nearest partition (a replaced id is removed from its old partition first) and
+// Remove moves the partition's last row into the hole; centroids are not retrained.
+//
+// Metrics. L2: Lloyd k-means on the raw vectors, assignment and probing by smallest L2
+// distance to the centroid. Inner product: the same L2 k-means and L2 assignment, probing
+// by largest q.c (the centroid is its partition's mean, so q.c is the mean score there).
+// Cosine: spherical k-means on L2-normalized vectors (unit centroids), assignment and
+// probing by largest cosine to the centroid.
+//
+// Search, per query: score all centroids on the query's prefix (the first prefix_dim
+// coordinates of the centroid, same metric; for cosine the centroid prefix is
+// re-normalized), scan the best partitions_to_search partitions (0: the index default;
+// clamped to num_partitions) with the kernels of index/distance.h on the same prefix
+// (Matryoshka prefixes, Kusupati et al. 2022; cosine re-normalizes both prefixes), and
+// keep the top k in a bounded heap, ties broken by the smaller id. A batch is split over
+// SearchParams.num_threads threads. Deadline and cancellation are checked between
+// queries and between partitions.
+//
+// Thread safety: as Index (searches share a reader lock; Upsert, Remove and Build hold the
+// writer lock, so Build blocks searches while it trains; swap a freshly built index in
+// through a shared_ptr to avoid that).
+class PartitionedIndex : public Index {
+ public:
+  // `options` must already be validated (CreateIndex); options.num_partitions >= 1.
+  explicit PartitionedIndex(const IndexOptions& options);
+
+  // Rebuilds an index from the body written by SerializeImpl. DATA_LOSS if malformed.
+  static absl::StatusOr<std::unique_ptr<PartitionedIndex>> Deserialize(
+      const IndexOptions& options, bool built, double build_seconds, ByteReader& reader);
+
+  // Partitions scanned when SearchParams.partitions_to_search is 0:
+  // options.default_partitions_to_search, or max(1, num_partitions / 16) when that is 0.
+  int default_partitions_to_search() const;
+
+ protected:
+  size_t SizeImpl() const override ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  IndexStats StatsImpl() const override ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  absl::Status UpsertImpl(absl::Span<const DatapointId> ids, absl::Span<const float> vectors)
+      override ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  size_t RemoveImpl(absl::Span<const DatapointId> ids) override
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // FAILED_PRECONDITION with fewer than num_partitions vectors; INTERNAL if k-means
+  // fails. On error the index is unchanged.
+  absl::Status BuildImpl() override ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<std::vector<std::vector<Neighbor>>> SearchImpl(
+      absl::Span<const float> queries, const SearchParams& params) const override
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<std::vector<float>> GetVectorImpl(DatapointId id) const override
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Body: u32 block count (1 staging store if unbuilt, num_partitions if built); if built,
+  // num_partitions*dimension f32 centroids; then per block u64 count, count u64 ids,
+  // count*dimension f32 vectors (row order preserved).
+  absl::Status SerializeImpl(std::string* out) const override ABSL_SHARED_LOCKS_REQUIRED(mu_);
+
+ private:
+  struct Location {
+    uint32_t partition;
+    uint32_t row;
+  };
+
+  // Nearest centroid of each of `n` rows of `x` (leading dimension `ldx`), by the
+  // assignment rule of the metric (see class comment). Requires centroids.
+  std::vector<uint32_t> Assign(const float* x, size_t n, int ldx) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Sets centroids_ (first normalized under cosine when `normalize`) and their squared
+  // norms.
+  void SetCentroids(std::vector<float> centroids, bool normalize)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Appends (id, vector) to `partition` and records its location.
+  void Insert(uint32_t partition, DatapointId id, const float* vector)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Removes the row at `location`, fixing the location of the row moved into it.
+  void Erase(Location location) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Searches queries [begin, end) into (*results)[begin, end).
+  absl::Status SearchRange(absl::Span<const float> queries, const SearchParams& params,
+                           int partitions_to_search, absl::Span<const float> centroid_norms,
+                           size_t begin, size_t end,
+                           std::vector<std::vector<Neighbor>>* results) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+
+  bool built_ ABSL_GUARDED_BY(mu_) = false;
+  double build_seconds_ ABSL_GUARDED_BY(mu_) = 0.0;
+  // Unbuilt: one staging store. Built: num_partitions stores.
+  std::vector<VectorRows> partitions_ ABSL_GUARDED_BY(mu_);
+  // Built: num_partitions x dimension, row-major (unit rows under cosine).
+  std::vector<float> centroids_ ABSL_GUARDED_BY(mu_);
+  std::vector<float> centroid_norms_ ABSL_GUARDED_BY(mu_);  // squared, full dimension
+  absl::flat_hash_map<DatapointId, Location> location_of_ ABSL_GUARDED_BY(mu_);
+  size_t size_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace nestor
+
+#endif  // NESTOR_INDEX_PARTITIONED_INDEX_H_
