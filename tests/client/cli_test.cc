@@ -1,0 +1,290 @@
+// End to end: the real `nestor` binary against the real `nestor-server` binary on an
+// ephemeral loopback port, with a temporary data directory. Each test starts its own
+// server and stops it with SIGTERM (the server also dies with the test process, through
+// PR_SET_PDEATHSIG), so no server outlives the test.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tests/client/test_files.h"
+
+namespace nestor::client {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+struct RunResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// Forks and execs `argv`; stdout / stderr go to the given files. `extra_env` entries
+// ("NAME=value") are added to the environment. The child dies with this process.
+pid_t Spawn(const std::vector<std::string>& argv, const std::string& out_path,
+            const std::string& err_path, const std::vector<std::string>& extra_env = {}) {
+  const pid_t parent = getpid();
+  const pid_t pid = fork();
+  if (pid != 0) return pid;
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != parent) _exit(127);
+  const int out = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  const int err = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  dup2(out, 1);
+  dup2(err, 2);
+  for (const std::string& e : extra_env) putenv(const_cast<char*>(e.c_str()));
+  std::vector<char*> args;
+  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  execv(args[0], args.data());
+  _exit(127);
+}
+
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("nestor_cli_test_" + std::to_string(getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_ / "data");
+    const std::string ready = (dir_ / "ready").string();
+    server_pid_ = Spawn({NESTOR_SERVER_BINARY, "--listen_address", "127.0.0.1", "--grpc_port",
+                         "0", "--metrics_port", "0", "--data_dir", (dir_ / "data").string(),
+                         "--ready_file", ready},
+                        (dir_ / "server.out").string(), (dir_ / "server.err").string());
+    ASSERT_GT(server_pid_, 0);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (std::chrono::steady_clock::now() < deadline) {
+      int status;
+      if (waitpid(server_pid_, &status, WNOHANG) == server_pid_) {
+        server_pid_ = -1;
+        FAIL() << "nestor-server exited early:\n" << ReadFile((dir_ / "server.err").string());
+      }
+      int grpc_port = 0;
+      int metrics_port = 0;
+      for (absl::string_view line : absl::StrSplit(ReadFile(ready), '\n')) {
+        std::vector<std::string> kv = absl::StrSplit(line, '=');
+        if (kv.size() != 2) continue;
+        if (kv[0] == "grpc_port") absl::SimpleAtoi(kv[1], &grpc_port);
+        if (kv[0] == "metrics_port") absl::SimpleAtoi(kv[1], &metrics_port);
+      }
+      if (grpc_port > 0 && metrics_port > 0) {
+        server_ = "127.0.0.1:" + std::to_string(grpc_port);
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    FAIL() << "no ready file after 60 s:\n" << ReadFile((dir_ / "server.err").string());
+  }
+
+  void TearDown() override {
+    if (server_pid_ > 0) {
+      kill(server_pid_, SIGTERM);
+      int status = 0;
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+      pid_t done = 0;
+      while ((done = waitpid(server_pid_, &status, WNOHANG)) == 0 &&
+             std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+      if (done == 0) {
+        kill(server_pid_, SIGKILL);
+        waitpid(server_pid_, &status, 0);
+        ADD_FAILURE() << "nestor-server did not exit within 30 s of SIGTERM";
+      } else {
+        EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+            << "nestor-server exit status " << status << ":\n"
+            << ReadFile((dir_ / "server.err").string());
+      }
+      server_pid_ = -1;
+    }
+    if (!HasFailure()) fs::remove_all(dir_);
+  }
+
+  // Runs `nestor --server <this test's server> args...`.
+  RunResult Nestor(const std::vector<std::string>& args, bool with_server_flag = true,
+                   const std::vector<std::string>& extra_env = {}) {
+    std::vector<std::string> argv = {NESTOR_CLI_BINARY};
+    if (with_server_flag) {
+      argv.push_back("--server");
+      argv.push_back(server_);
+    }
+    argv.insert(argv.end(), args.begin(), args.end());
+    const std::string out = (dir_ / "cli.out").string();
+    const std::string err = (dir_ / "cli.err").string();
+    const pid_t pid = Spawn(argv, out, err, extra_env);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    RunResult result;
+    result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    result.out = ReadFile(out);
+    result.err = ReadFile(err);
+    return result;
+  }
+
+  // rows × dim Gaussian vectors written as .fvecs under the test directory.
+  std::string WriteFvecs(const std::string& name, int rows, int dim, uint32_t seed) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> normal;
+    std::vector<std::vector<float>> data(rows, std::vector<float>(dim));
+    for (auto& row : data) {
+      for (float& v : row) v = normal(rng);
+    }
+    const std::string path = (dir_ / name).string();
+    testing::WriteBytes(path, testing::VecsBytes<float>(data));
+    return path;
+  }
+
+  static std::string LastLine(const std::string& text) {
+    std::vector<std::string> lines = absl::StrSplit(text, '\n', absl::SkipEmpty());
+    return lines.empty() ? "" : lines.back();
+  }
+
+  fs::path dir_;
+  pid_t server_pid_ = -1;
+  std::string server_;
+};
+
+TEST_F(CliTest, CreateLoadBuildSearchStatsBench) {
+  const std::string base = WriteFvecs("base.fvecs", 500, 8, 1);
+  const std::string queries = WriteFvecs("queries.fvecs", 40, 8, 2);
+
+  RunResult r = Nestor({"create", "vecs", "--dimension", "8", "--metric", "l2",
+                        "--num_partitions", "8"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("created vecs"));
+
+  r = Nestor({"load", "vecs", base, "--batch", "64"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("loaded 500 vectors into 'vecs'"));
+  EXPECT_THAT(r.out, HasSubstr("the index holds 500"));
+
+  r = Nestor({"build", "vecs"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("built 'vecs' in"));
+
+  // Row 3 of the base is its own nearest neighbour, at distance 0.
+  r = Nestor({"search", "vecs", "--queries", base, "--row", "3", "-k", "5",
+              "--partitions_to_search", "8", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  nlohmann::json search = nlohmann::json::parse(r.out);
+  ASSERT_EQ(search["neighbors"].size(), 5u);
+  EXPECT_EQ(search["neighbors"][0]["id"], 3);
+  EXPECT_FLOAT_EQ(search["neighbors"][0]["distance"].get<float>(), 0.0f);
+
+  r = Nestor({"search", "vecs", "--vector", "0,0,0,0,0,0,0,0", "-k", "3"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("3 neighbours"));
+
+  r = Nestor({"stats", "vecs", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  nlohmann::json stats = nlohmann::json::parse(r.out);
+  EXPECT_EQ(stats["vector_count"], 500);
+  EXPECT_EQ(stats["built"], true);
+  EXPECT_EQ(stats["dimension"], 8);
+  EXPECT_EQ(stats["num_partitions"], 8);
+
+  // The server address may come from NESTOR_SERVER instead of --server.
+  r = Nestor({"stats"}, /*with_server_flag=*/false, {"NESTOR_SERVER=" + server_});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("vecs: kind="));
+
+  // Scanning every partition is exact: recall@10 is 1.
+  const std::string json_path = (dir_ / "bench.json").string();
+  r = Nestor({"bench", "vecs", "--queries", queries, "--base", base, "-k", "10",
+              "--partitions_to_search", "8", "--batch", "4", "--concurrency", "2", "--json",
+              json_path});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(LastLine(r.out), StartsWith("recall@10=1.0000 qps="));
+  EXPECT_THAT(LastLine(r.out), HasSubstr(" p50_ms="));
+  EXPECT_THAT(LastLine(r.out), HasSubstr(" p99_ms="));
+  nlohmann::json bench = nlohmann::json::parse(ReadFile(json_path));
+  EXPECT_DOUBLE_EQ(bench["recall"].get<double>(), 1.0);
+  EXPECT_EQ(bench["queries"], 40);
+
+  r = Nestor({"delete", "vecs"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = Nestor({"stats", "vecs"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.err, HasSubstr("NOT_FOUND"));
+}
+
+TEST_F(CliTest, LoadWithCreateMakesAnExactIndexWithRecallOne) {
+  const std::string base = WriteFvecs("base.fvecs", 300, 6, 3);
+  RunResult r = Nestor({"load", "flat", base, "--create", "--metric", "cosine"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("created flat"));
+  r = Nestor({"bench", "flat", "--queries", base, "--limit", "25", "--base", base});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(LastLine(r.out), StartsWith("recall@10=1.0000 qps="));
+}
+
+TEST_F(CliTest, LoadingAFileOfTheWrongDimensionFailsWithInvalidArgument) {
+  const std::string wrong = WriteFvecs("wrong.fvecs", 20, 5, 4);
+  RunResult r = Nestor({"create", "vecs", "--dimension", "8"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = Nestor({"load", "vecs", wrong});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.err, HasSubstr("INVALID_ARGUMENT"));
+  // A rejected request changes nothing.
+  r = Nestor({"stats", "vecs", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["vector_count"], 0);
+}
+
+TEST_F(CliTest, ErrorsNameTheirCodeAndExitNonZero) {
+  RunResult r = Nestor({"search", "missing", "--vector", "1,2"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("NOT_FOUND"));
+
+  r = Nestor({"create", "dup", "--dimension", "4"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = Nestor({"create", "dup", "--dimension", "4"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("ALREADY_EXISTS"));
+
+  r = Nestor({"load", "dup", (dir_ / "no-such-file.fvecs").string()});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("NOT_FOUND"));
+
+  r = Nestor({"search", "dup", "--vector", "1,2,x"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("INVALID_ARGUMENT"));
+
+  r = Nestor({"--server", "127.0.0.1:1", "stats"}, /*with_server_flag=*/false);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("UNAVAILABLE"));
+
+  r = Nestor({"create", "x", "--dimension", "4", "--metric", "hamming"});
+  EXPECT_NE(r.exit_code, 0);
+}
+
+}  // namespace
+}  // namespace nestor::client
