@@ -1,0 +1,262 @@
+#include "index/exact_index.h"
+
+#include <cmath>
+#include <memory>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "index/index_factory.h"
+#include "tests/index/test_util.h"
+#include "tests/testing/status_matchers.h"
+
+namespace nestor {
+namespace {
+
+using ::nestor::testing::Ids;
+using ::nestor::testing::IsOk;
+using ::nestor::testing::StatusIs;
+using ::testing::ElementsAre;
+using ::testing::FloatNear;
+using ::testing::IsEmpty;
+using ::testing::SizeIs;
+
+std::unique_ptr<Index> MakeExact(int dimension, Metric metric) {
+  IndexOptions options;
+  options.dimension = dimension;
+  options.metric = metric;
+  auto index = CreateIndex(options);
+  EXPECT_THAT(index, IsOk());
+  return std::move(index).value();
+}
+
+std::vector<Neighbor> SearchOne(const Index& index, const std::vector<float>& query,
+                                int k, int prefix_dim = 0) {
+  SearchParams params;
+  params.k = k;
+  params.prefix_dim = prefix_dim;
+  auto results = index.Search(query, params);
+  EXPECT_THAT(results, IsOk());
+  if (!results.ok()) return {};
+  EXPECT_THAT(*results, SizeIs(1));
+  return (*results)[0];
+}
+
+// Four 2-d vectors: (1,0) (0,2) (3,4) (-1,-1), ids 1..4; queries use (1,1).
+std::unique_ptr<Index> MakeFour(Metric metric) {
+  auto index = MakeExact(2, metric);
+  EXPECT_THAT(index->Upsert({1, 2, 3, 4}, {1, 0, 0, 2, 3, 4, -1, -1}), IsOk());
+  return index;
+}
+
+TEST(ExactIndexTest, L2HandComputed) {
+  auto index = MakeFour(Metric::kL2);
+  const auto result = SearchOne(*index, {1, 1}, 10);
+  // Squared distances: 1, 2, 13, 8.
+  EXPECT_THAT(Ids(result), ElementsAre(1, 2, 4, 3));
+  EXPECT_THAT(result[0].distance, FloatNear(1, 1e-5));
+  EXPECT_THAT(result[1].distance, FloatNear(2, 1e-5));
+  EXPECT_THAT(result[2].distance, FloatNear(8, 1e-5));
+  EXPECT_THAT(result[3].distance, FloatNear(13, 1e-5));
+}
+
+TEST(ExactIndexTest, InnerProductHandComputed) {
+  auto index = MakeFour(Metric::kInnerProduct);
+  const auto result = SearchOne(*index, {1, 1}, 10);
+  // Dot products: 1, 2, 7, -2.
+  EXPECT_THAT(Ids(result), ElementsAre(3, 2, 1, 4));
+  EXPECT_THAT(result[0].distance, FloatNear(7, 1e-5));
+  EXPECT_THAT(result[1].distance, FloatNear(2, 1e-5));
+  EXPECT_THAT(result[2].distance, FloatNear(1, 1e-5));
+  EXPECT_THAT(result[3].distance, FloatNear(-2, 1e-5));
+}
+
+TEST(ExactIndexTest, CosineHandComputedWithTieBrokenBySmallerId) {
+  auto index = MakeFour(Metric::kCosine);
+  const auto result = SearchOne(*index, {1, 1}, 10);
+  // Cosines: 1/sqrt2, 2/(2 sqrt2) (equal), 7/(5 sqrt2), -1.
+  EXPECT_THAT(Ids(result), ElementsAre(3, 1, 2, 4));
+  EXPECT_THAT(result[0].distance, FloatNear(7 / (5 * std::sqrt(2.0)), 1e-5));
+  EXPECT_EQ(result[1].distance, result[2].distance);
+  EXPECT_THAT(result[1].distance, FloatNear(1 / std::sqrt(2.0), 1e-5));
+  EXPECT_THAT(result[3].distance, FloatNear(-1, 1e-5));
+}
+
+TEST(ExactIndexTest, KSmallerThanSizeKeepsNearest) {
+  auto index = MakeFour(Metric::kL2);
+  EXPECT_THAT(Ids(SearchOne(*index, {1, 1}, 2)), ElementsAre(1, 2));
+  EXPECT_THAT(Ids(SearchOne(*index, {1, 1}, 1)), ElementsAre(1));
+}
+
+// 4-d vectors a=(1,0,5,5) b=(0,1,0,0) c=(2,2,-9,0) d=(0,0,1,1), ids 10,20,30,40;
+// query (1,0,1,0). Prefix 2 and full dimension give different orders.
+std::unique_ptr<Index> MakePrefixIndex(Metric metric) {
+  auto index = MakeExact(4, metric);
+  EXPECT_THAT(index->Upsert({10, 20, 30, 40},
+                            {1, 0, 5, 5, 0, 1, 0, 0, 2, 2, -9, 0, 0, 0, 1, 1}),
+              IsOk());
+  return index;
+}
+
+TEST(ExactIndexTest, L2PrefixHandComputed) {
+  auto index = MakePrefixIndex(Metric::kL2);
+  const std::vector<float> q = {1, 0, 1, 0};
+  auto full = SearchOne(*index, q, 4);
+  // Full: a 41, b 3, c 105, d 2.
+  EXPECT_THAT(Ids(full), ElementsAre(40, 20, 10, 30));
+  EXPECT_THAT(full[0].distance, FloatNear(2, 1e-4));
+  EXPECT_THAT(full[2].distance, FloatNear(41, 1e-4));
+  auto prefix = SearchOne(*index, q, 4, /*prefix_dim=*/2);
+  // Prefix 2: a 0, b 2, c 5, d 1.
+  EXPECT_THAT(Ids(prefix), ElementsAre(10, 40, 20, 30));
+  EXPECT_THAT(prefix[0].distance, FloatNear(0, 1e-5));
+  EXPECT_THAT(prefix[1].distance, FloatNear(1, 1e-5));
+  EXPECT_THAT(prefix[2].distance, FloatNear(2, 1e-5));
+  EXPECT_THAT(prefix[3].distance, FloatNear(5, 1e-5));
+}
+
+TEST(ExactIndexTest, InnerProductPrefixHandComputed) {
+  auto index = MakePrefixIndex(Metric::kInnerProduct);
+  const std::vector<float> q = {1, 0, 1, 0};
+  // Full: a 6, b 0, c -7, d 1. Prefix 2: a 1, b 0, c 2, d 0.
+  EXPECT_THAT(Ids(SearchOne(*index, q, 4)), ElementsAre(10, 40, 20, 30));
+  auto prefix = SearchOne(*index, q, 4, 2);
+  EXPECT_THAT(Ids(prefix), ElementsAre(30, 10, 20, 40));
+  EXPECT_THAT(prefix[0].distance, FloatNear(2, 1e-5));
+  EXPECT_THAT(prefix[1].distance, FloatNear(1, 1e-5));
+}
+
+TEST(ExactIndexTest, CosinePrefixesAreRenormalized) {
+  auto index = MakePrefixIndex(Metric::kCosine);
+  const std::vector<float> q = {1, 0, 1, 0};
+  auto full = SearchOne(*index, q, 4);
+  // Full: a 6/sqrt(102), b 0, c -7/sqrt(178), d 1/2.
+  EXPECT_THAT(Ids(full), ElementsAre(10, 40, 20, 30));
+  EXPECT_THAT(full[0].distance, FloatNear(6 / std::sqrt(102.0), 1e-5));
+  EXPECT_THAT(full[1].distance, FloatNear(0.5, 1e-5));
+  EXPECT_THAT(full[3].distance, FloatNear(-7 / std::sqrt(178.0), 1e-5));
+  auto prefix = SearchOne(*index, q, 4, 2);
+  // Prefix 2 (re-normalized): a 1, b 0, c 1/sqrt2; d's prefix is zero and scores 0,
+  // tying b (ids 20 < 40).
+  EXPECT_THAT(Ids(prefix), ElementsAre(10, 30, 20, 40));
+  EXPECT_THAT(prefix[0].distance, FloatNear(1, 1e-5));
+  EXPECT_THAT(prefix[1].distance, FloatNear(1 / std::sqrt(2.0), 1e-5));
+  EXPECT_EQ(prefix[2].distance, 0.0f);
+  EXPECT_EQ(prefix[3].distance, 0.0f);
+}
+
+// Exact index vs a double-precision loop on random data, all metrics, several prefixes,
+// several threads and a database larger than one GEMM block.
+class ExactIndexOracleTest : public ::testing::TestWithParam<Metric> {};
+
+TEST_P(ExactIndexOracleTest, MatchesNaiveDoubleLoop) {
+  const Metric metric = GetParam();
+  constexpr int kDim = 24;
+  constexpr size_t kRows = 5000;  // > kRowBlock: exercises two row blocks
+  constexpr size_t kQueries = 40;
+  constexpr size_t kK = 10;
+  const std::vector<float> data = testing::RandomVectors(kRows, kDim, 7);
+  const std::vector<DatapointId> ids = testing::SequentialIds(kRows, 1000);
+  const std::vector<float> queries = testing::RandomVectors(kQueries, kDim, 8);
+  auto index = MakeExact(kDim, metric);
+  ASSERT_THAT(index->Upsert(ids, data), IsOk());
+  for (int prefix : {0, 1, 5, 16, kDim}) {
+    for (int threads : {1, 3}) {
+      SearchParams params;
+      params.k = kK;
+      params.prefix_dim = prefix;
+      params.num_threads = threads;
+      auto results = index->Search(queries, params);
+      ASSERT_THAT(results, IsOk());
+      ASSERT_THAT(*results, SizeIs(kQueries));
+      const int p = prefix == 0 ? kDim : prefix;
+      for (size_t q = 0; q < kQueries; ++q) {
+        const auto truth =
+            testing::NaiveSearch(metric, queries.data() + q * kDim, data, ids, kDim, p, kK);
+        const auto& got = (*results)[q];
+        ASSERT_THAT(got, SizeIs(kK));
+        for (size_t i = 0; i < kK; ++i) {
+          // Same score at each rank; the returned id really has that score.
+          EXPECT_NEAR(got[i].distance, truth[i].first, 1e-4) << "prefix " << p << " rank " << i;
+          const double own = testing::NaiveScore(
+              metric, queries.data() + q * kDim, data.data() + (got[i].id - 1000) * kDim, p);
+          EXPECT_NEAR(got[i].distance, own, 1e-4);
+        }
+        // Ids agree rank by rank except for near-ties. At prefix 1 the 5,000 values are so
+        // dense that neighbour distances (~1e-7) sit below float resolution of the
+        // expanded ||x||^2 - 2x.q + ||q||^2 form, so only the scores are compared there.
+        if (p >= 5) {
+          size_t same = 0;
+          for (size_t i = 0; i < kK; ++i) same += got[i].id == truth[i].second;
+          EXPECT_GE(same, kK - 2) << "query " << q << " prefix " << p;
+        }
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllMetrics, ExactIndexOracleTest,
+                         ::testing::Values(Metric::kL2, Metric::kInnerProduct, Metric::kCosine),
+                         [](const auto& info) { return std::string(MetricName(info.param)); });
+
+TEST(ExactIndexTest, EmptyIndexReturnsEmptyLists) {
+  auto index = MakeExact(3, Metric::kL2);
+  SearchParams params;
+  auto results = index->Search({1, 2, 3, 4, 5, 6}, params);
+  ASSERT_THAT(results, IsOk());
+  ASSERT_THAT(*results, SizeIs(2));
+  EXPECT_THAT((*results)[0], IsEmpty());
+  EXPECT_THAT((*results)[1], IsEmpty());
+}
+
+TEST(ExactIndexTest, KLargerThanSizeReturnsWhatExists) {
+  auto index = MakeFour(Metric::kL2);
+  EXPECT_THAT(SearchOne(*index, {0, 0}, 1000), SizeIs(4));
+}
+
+TEST(ExactIndexTest, UpsertReplacesInPlaceAndOldVectorIsNeverReturned) {
+  auto index = MakeFour(Metric::kL2);
+  // Move id 3 from (3,4) to (1,1): now the exact match of the query.
+  ASSERT_THAT(index->Upsert({3}, {1, 1}), IsOk());
+  EXPECT_EQ(index->size(), 4u);
+  auto result = SearchOne(*index, {1, 1}, 10);
+  EXPECT_THAT(Ids(result), ElementsAre(3, 1, 2, 4));
+  EXPECT_THAT(result[0].distance, FloatNear(0, 1e-6));
+  // Nothing is near (3,4) any more.
+  auto far = SearchOne(*index, {3, 4}, 1);
+  EXPECT_THAT(Ids(far), ElementsAre(2));  // (0,2): 9+4=13 < (1,1): 4+9=13 -> tie, id 2 < 3
+  EXPECT_THAT(index->GetVector(3), IsOk());
+  EXPECT_EQ(*index->GetVector(3), (std::vector<float>{1, 1}));
+}
+
+TEST(ExactIndexTest, RemoveSwapsLastRowAndRemovedIdsAreNeverReturned) {
+  auto index = MakeFour(Metric::kL2);
+  auto removed = index->Remove({1, 99});  // 99 unknown: ignored
+  ASSERT_THAT(removed, IsOk());
+  EXPECT_EQ(*removed, 1u);
+  EXPECT_EQ(index->size(), 3u);
+  EXPECT_THAT(Ids(SearchOne(*index, {1, 1}, 10)), ElementsAre(2, 4, 3));
+  EXPECT_THAT(index->GetVector(1), StatusIs(absl::StatusCode::kNotFound));
+  // The moved last row (id 4) is still found under its own id.
+  EXPECT_EQ(*index->GetVector(4), (std::vector<float>{-1, -1}));
+  ASSERT_THAT(index->Remove({2, 3, 4}), IsOk());
+  EXPECT_EQ(index->size(), 0u);
+  EXPECT_THAT(SearchOne(*index, {1, 1}, 10), IsEmpty());
+  // Re-inserting a removed id works.
+  ASSERT_THAT(index->Upsert({1}, {5, 5}), IsOk());
+  EXPECT_THAT(Ids(SearchOne(*index, {1, 1}, 10)), ElementsAre(1));
+}
+
+TEST(ExactIndexTest, StatsReportSizeAndMemory) {
+  auto index = MakeFour(Metric::kL2);
+  const IndexStats stats = index->stats();
+  EXPECT_EQ(stats.kind, "exact");
+  EXPECT_EQ(stats.vector_count, 4u);
+  EXPECT_TRUE(stats.built);
+  EXPECT_EQ(stats.num_partitions, 0);
+  EXPECT_GE(stats.memory_bytes, 4u * (2 * sizeof(float) + sizeof(DatapointId)));
+  EXPECT_THAT(index->Build(), IsOk());  // no-op
+}
+
+}  // namespace
+}  // namespace nestor

@@ -1,0 +1,213 @@
+// Index::Save / LoadIndex round trips and damaged snapshots (index/persistence.h).
+#include "index/persistence.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "index/index_factory.h"
+#include "tests/index/test_util.h"
+#include "tests/testing/status_matchers.h"
+
+namespace nestor {
+namespace {
+
+using ::nestor::testing::IsOk;
+using ::nestor::testing::StatusIs;
+
+constexpr int kDim = 16;
+
+class PersistenceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::path(::testing::TempDir()) /
+           ("nestor_persistence_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::string file() const { return (dir_ / std::string(kSnapshotFileName)).string(); }
+
+  std::string ReadBytes() const {
+    std::ifstream in(file(), std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+  void WriteBytes(const std::string& bytes) const {
+    std::ofstream out(file(), std::ios::binary | std::ios::trunc);
+    out << bytes;
+  }
+
+  // An index of the given kind holding 600 vectors (built when partitioned).
+  std::unique_ptr<Index> MakeFilled(int num_partitions, Metric metric, bool build) {
+    IndexOptions options;
+    options.dimension = kDim;
+    options.metric = metric;
+    options.num_partitions = num_partitions;
+    options.default_partitions_to_search = num_partitions > 0 ? 3 : 0;
+    options.seed = 77;
+    auto index = CreateIndex(options);
+    EXPECT_THAT(index, IsOk());
+    EXPECT_THAT((*index)->Upsert(testing::SequentialIds(600, 10),
+                                 testing::ClusteredVectors(600, kDim, 20, 0.2f, 4)),
+                IsOk());
+    EXPECT_THAT((*index)->Remove({10, 11, 12}), IsOk());  // exercise swapped rows
+    if (build) {
+      EXPECT_THAT((*index)->Build(), IsOk());
+    }
+    return std::move(index).value();
+  }
+
+  std::filesystem::path dir_;
+};
+
+void ExpectSameResults(const Index& a, const Index& b) {
+  const std::vector<float> queries = testing::ClusteredVectors(50, kDim, 20, 0.2f, 6);
+  for (int prefix : {0, 5}) {
+    SearchParams params;
+    params.k = 7;
+    params.prefix_dim = prefix;
+    auto ra = a.Search(queries, params);
+    auto rb = b.Search(queries, params);
+    ASSERT_THAT(ra, IsOk());
+    ASSERT_THAT(rb, IsOk());
+    EXPECT_EQ(*ra, *rb);  // ids and distances bit for bit
+  }
+}
+
+TEST_F(PersistenceTest, ExactRoundTripGivesIdenticalResults) {
+  for (Metric metric : {Metric::kL2, Metric::kInnerProduct, Metric::kCosine}) {
+    auto index = MakeFilled(0, metric, false);
+    ASSERT_THAT(index->Save(dir_.string()), IsOk());
+    auto loaded = LoadIndex(dir_.string());
+    ASSERT_THAT(loaded, IsOk());
+    EXPECT_EQ((*loaded)->size(), index->size());
+    EXPECT_EQ((*loaded)->metric(), metric);
+    EXPECT_EQ((*loaded)->stats().kind, "exact");
+    EXPECT_EQ(*(*loaded)->GetVector(500), *index->GetVector(500));
+    ExpectSameResults(*index, **loaded);
+  }
+}
+
+TEST_F(PersistenceTest, PartitionedRoundTripGivesIdenticalResults) {
+  for (Metric metric : {Metric::kL2, Metric::kInnerProduct, Metric::kCosine}) {
+    auto index = MakeFilled(8, metric, true);
+    ASSERT_THAT(index->Save(dir_.string()), IsOk());
+    auto loaded = LoadIndex(dir_.string());
+    ASSERT_THAT(loaded, IsOk());
+    const IndexStats before = index->stats();
+    const IndexStats after = (*loaded)->stats();
+    EXPECT_EQ(after.kind, "partitioned");
+    EXPECT_TRUE(after.built);
+    EXPECT_EQ(after.vector_count, before.vector_count);
+    EXPECT_EQ(after.build_seconds, before.build_seconds);
+    EXPECT_EQ((*loaded)->options().default_partitions_to_search, 3);
+    EXPECT_EQ((*loaded)->options().seed, 77u);
+    ExpectSameResults(*index, **loaded);
+    // The loaded index keeps accepting writes like the original.
+    const std::vector<float> v = testing::RandomVectors(1, kDim, 12);
+    ASSERT_THAT(index->Upsert({5000}, v), IsOk());
+    ASSERT_THAT((*loaded)->Upsert({5000}, v), IsOk());
+    ExpectSameResults(*index, **loaded);
+  }
+}
+
+TEST_F(PersistenceTest, UnbuiltPartitionedRoundTripStaysUnbuilt) {
+  auto index = MakeFilled(8, Metric::kL2, false);
+  ASSERT_THAT(index->Save(dir_.string()), IsOk());
+  auto loaded = LoadIndex(dir_.string());
+  ASSERT_THAT(loaded, IsOk());
+  EXPECT_FALSE((*loaded)->stats().built);
+  EXPECT_EQ((*loaded)->size(), 597u);
+  ASSERT_THAT((*loaded)->Build(), IsOk());
+  ASSERT_THAT(index->Build(), IsOk());
+  ExpectSameResults(*index, **loaded);  // same seed, same data order: same partitions
+}
+
+TEST_F(PersistenceTest, SaveOverwritesAtomicallyAndLeavesNoTemporaries) {
+  auto index = MakeFilled(0, Metric::kL2, false);
+  ASSERT_THAT(index->Save(dir_.string()), IsOk());
+  ASSERT_THAT(index->Remove({500}), IsOk());
+  ASSERT_THAT(index->Save(dir_.string()), IsOk());
+  size_t files = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir_)) {
+    ++files;
+    EXPECT_EQ(entry.path().filename().string(), std::string(kSnapshotFileName));
+  }
+  EXPECT_EQ(files, 1u);
+  auto loaded = LoadIndex(dir_.string());
+  ASSERT_THAT(loaded, IsOk());
+  EXPECT_EQ((*loaded)->size(), 596u);
+}
+
+TEST_F(PersistenceTest, MissingSnapshotIsNotFound) {
+  EXPECT_THAT(LoadIndex(dir_.string()), StatusIs(absl::StatusCode::kNotFound));
+  std::filesystem::create_directories(dir_);
+  EXPECT_THAT(LoadIndex(dir_.string()), StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST_F(PersistenceTest, TruncatedSnapshotIsDataLoss) {
+  auto index = MakeFilled(8, Metric::kL2, true);
+  ASSERT_THAT(index->Save(dir_.string()), IsOk());
+  const std::string bytes = ReadBytes();
+  for (size_t keep : {size_t{0}, size_t{5}, size_t{12}, size_t{40}, bytes.size() / 2,
+                      bytes.size() - 1}) {
+    WriteBytes(bytes.substr(0, keep));
+    EXPECT_THAT(LoadIndex(dir_.string()), StatusIs(absl::StatusCode::kDataLoss))
+        << "kept " << keep << " bytes";
+  }
+}
+
+TEST_F(PersistenceTest, CorruptSnapshotIsDataLoss) {
+  auto index = MakeFilled(0, Metric::kCosine, false);
+  ASSERT_THAT(index->Save(dir_.string()), IsOk());
+  const std::string bytes = ReadBytes();
+  std::string flipped = bytes;
+  flipped[bytes.size() / 2] ^= 0x10;  // a bit inside the vectors
+  WriteBytes(flipped);
+  EXPECT_THAT(LoadIndex(dir_.string()), StatusIs(absl::StatusCode::kDataLoss, "CRC32"));
+  std::string magic = bytes;
+  magic[0] = 'X';
+  WriteBytes(magic);
+  EXPECT_THAT(LoadIndex(dir_.string()), StatusIs(absl::StatusCode::kDataLoss, "magic"));
+  WriteBytes(bytes + "junk");
+  EXPECT_THAT(LoadIndex(dir_.string()), StatusIs(absl::StatusCode::kDataLoss));
+}
+
+TEST_F(PersistenceTest, UnknownFormatVersionIsDataLoss) {
+  auto index = MakeFilled(0, Metric::kL2, false);
+  ASSERT_THAT(index->Save(dir_.string()), IsOk());
+  std::string bytes = ReadBytes();
+  bytes[kSnapshotMagic.size()] = 9;  // version 9, CRC recomputed so only the version is wrong
+  bytes.resize(bytes.size() - 4);
+  FinishSnapshot(&bytes);
+  WriteBytes(bytes);
+  EXPECT_THAT(LoadIndex(dir_.string()),
+              StatusIs(absl::StatusCode::kDataLoss, "unknown snapshot format version 9"));
+}
+
+TEST_F(PersistenceTest, ByteReaderRejectsReadsPastTheEnd) {
+  std::string out;
+  ByteWriter writer(&out);
+  writer.Put<uint32_t>(7);
+  writer.Put<double>(1.5);
+  ByteReader reader(out);
+  uint32_t a = 0;
+  double b = 0;
+  ASSERT_THAT(reader.Get(&a), IsOk());
+  ASSERT_THAT(reader.Get(&b), IsOk());
+  EXPECT_EQ(a, 7u);
+  EXPECT_EQ(b, 1.5);
+  EXPECT_THAT(reader.CheckFullyRead(), IsOk());
+  EXPECT_THAT(reader.Get(&a), StatusIs(absl::StatusCode::kDataLoss, "truncated"));
+  EXPECT_THAT(reader.CheckAvailable(1, 4), StatusIs(absl::StatusCode::kDataLoss));
+}
+
+}  // namespace
+}  // namespace nestor
