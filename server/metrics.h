@@ -69,6 +69,7 @@ class ServerMetrics {
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<prometheus::Exposer> exposer_;
   int port_ = 0;
+  std::string listen_address_;
   prometheus::Family<prometheus::Counter>* requests_total_;
   prometheus::Family<prometheus::Histogram>* request_duration_seconds_;
   prometheus::Family<prometheus::Counter>* queries_total_;

@@ -1,0 +1,817 @@
+// RPC tests through the real generated stub against an in-process NestorServer on an
+// ephemeral loopback port, with a brute-force oracle computed here.
+#include "server/server.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <limits>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "proto/nestor.grpc.pb.h"
+#include "server/status_util.h"
+#include "tests/testing/status_matchers.h"
+
+namespace nestor::server {
+namespace {
+
+using ::nestor::testing::IsOk;
+using ::nestor::testing::StatusIs;
+using ::testing::HasSubstr;
+
+constexpr int kDim = 16;
+constexpr int kNumVectors = 2000;
+
+std::vector<float> RandomVectors(int n, int dim, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> out(static_cast<size_t>(n) * dim);
+  for (float& x : out) x = normal(rng);
+  return out;
+}
+
+struct Expected {
+  uint64_t id;
+  float distance;
+};
+
+// Brute force over (ids[i], data row i): squared L2 ascending, or dot / cosine descending.
+std::vector<Expected> Oracle(const std::vector<uint64_t>& ids, const std::vector<float>& data,
+                             const float* query, int dim, v1::Metric metric, int k) {
+  std::vector<Expected> all;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const float* row = &data[i * dim];
+    double l2 = 0, dot = 0, rn = 0, qn = 0;
+    for (int j = 0; j < dim; ++j) {
+      l2 += (row[j] - query[j]) * static_cast<double>(row[j] - query[j]);
+      dot += static_cast<double>(row[j]) * query[j];
+      rn += static_cast<double>(row[j]) * row[j];
+      qn += static_cast<double>(query[j]) * query[j];
+    }
+    double score = metric == v1::METRIC_INNER_PRODUCT ? dot
+                   : metric == v1::METRIC_COSINE      ? dot / std::sqrt(rn * qn)
+                                                      : l2;
+    all.push_back({ids[i], static_cast<float>(score)});
+  }
+  const bool higher = metric == v1::METRIC_INNER_PRODUCT || metric == v1::METRIC_COSINE;
+  std::sort(all.begin(), all.end(), [&](const Expected& a, const Expected& b) {
+    return higher ? a.distance > b.distance : a.distance < b.distance;
+  });
+  all.resize(std::min<size_t>(k, all.size()));
+  return all;
+}
+
+// Minimal HTTP/1.0 GET on 127.0.0.1:port; returns the body ("" on failure).
+std::string HttpGet(int port, const std::string& path) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return "";
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    ::close(fd);
+    return "";
+  }
+  const std::string request = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+  if (::send(fd, request.data(), request.size(), 0) < 0) {
+    ::close(fd);
+    return "";
+  }
+  std::string response;
+  char buffer[4096];
+  ssize_t got;
+  while ((got = ::recv(fd, buffer, sizeof(buffer), 0)) > 0) response.append(buffer, got);
+  ::close(fd);
+  const size_t body = response.find("\r\n\r\n");
+  return body == std::string::npos ? "" : response.substr(body + 4);
+}
+
+// Value of the sample of `metric` whose labels contain every one of `labels`, or -1.
+double MetricValue(const std::string& text, const std::string& metric,
+                   const std::vector<std::string>& labels) {
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    if (!absl::StartsWith(line, metric + "{")) continue;
+    bool all = true;
+    for (const std::string& label : labels) all = all && absl::StrContains(line, label);
+    if (!all) continue;
+    return std::stod(std::string(line.substr(line.rfind(' ') + 1)));
+  }
+  return -1;
+}
+
+class ServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    data_dir_ = std::filesystem::temp_directory_path() /
+                absl::StrCat("nestor_server_test_", ::getpid(), "_",
+                             ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(data_dir_);
+    StartServer();
+  }
+
+  void TearDown() override {
+    stub_.reset();
+    if (server_ != nullptr) {
+      EXPECT_THAT(server_->Shutdown(), IsOk());
+    }
+    server_.reset();
+    std::filesystem::remove_all(data_dir_);
+  }
+
+  void StartServer() {
+    ServerConfig config;
+    config.set_listen_address("127.0.0.1");
+    config.set_grpc_port(0);
+    config.set_metrics_port(0);
+    config.set_data_dir(data_dir_.string());
+    config.set_grpc_threads(8);
+    absl::StatusOr<std::unique_ptr<NestorServer>> server = NestorServer::Create(config);
+    ASSERT_THAT(server, IsOk());
+    server_ = *std::move(server);
+    grpc::ChannelArguments args;
+    args.SetMaxReceiveMessageSize(-1);
+    args.SetMaxSendMessageSize(-1);
+    channel_ = grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", server_->grpc_port()),
+                                         grpc::InsecureChannelCredentials(), args);
+    stub_ = v1::IndexService::NewStub(channel_);
+  }
+
+  void RestartServer() {
+    stub_.reset();
+    ASSERT_THAT(server_->Shutdown(), IsOk());
+    server_.reset();
+    StartServer();
+  }
+
+  absl::StatusOr<v1::IndexInfo> Create(const std::string& name, v1::Metric metric = v1::METRIC_L2,
+                                       uint32_t num_partitions = 0, uint32_t dim = kDim) {
+    v1::CreateIndexRequest request;
+    request.set_name(name);
+    request.mutable_config()->set_dimension(dim);
+    request.mutable_config()->set_metric(metric);
+    request.mutable_config()->set_num_partitions(num_partitions);
+    v1::IndexInfo info;
+    grpc::ClientContext context;
+    absl::Status status = FromGrpcStatus(stub_->CreateIndex(&context, request, &info));
+    if (!status.ok()) return status;
+    return info;
+  }
+
+  absl::StatusOr<v1::IndexInfo> Get(const std::string& name) {
+    v1::GetIndexRequest request;
+    request.set_name(name);
+    v1::IndexInfo info;
+    grpc::ClientContext context;
+    absl::Status status = FromGrpcStatus(stub_->GetIndex(&context, request, &info));
+    if (!status.ok()) return status;
+    return info;
+  }
+
+  absl::Status Delete(const std::string& name) {
+    v1::DeleteIndexRequest request;
+    request.set_name(name);
+    v1::DeleteIndexResponse response;
+    grpc::ClientContext context;
+    return FromGrpcStatus(stub_->DeleteIndex(&context, request, &response));
+  }
+
+  absl::StatusOr<v1::IndexInfo> Build(const std::string& name) {
+    v1::BuildIndexRequest request;
+    request.set_name(name);
+    v1::IndexInfo info;
+    grpc::ClientContext context;
+    absl::Status status = FromGrpcStatus(stub_->BuildIndex(&context, request, &info));
+    if (!status.ok()) return status;
+    return info;
+  }
+
+  static v1::UpsertDatapointsRequest MakeUpsert(const std::string& name,
+                                                const std::vector<uint64_t>& ids,
+                                                const std::vector<float>& data, size_t begin,
+                                                size_t end, int dim = kDim) {
+    v1::UpsertDatapointsRequest request;
+    request.set_index(name);
+    for (size_t i = begin; i < end; ++i) {
+      v1::Datapoint* datapoint = request.add_datapoints();
+      datapoint->set_datapoint_id(ids[i]);
+      datapoint->mutable_feature_vector()->Add(&data[i * dim], &data[(i + 1) * dim]);
+    }
+    return request;
+  }
+
+  absl::StatusOr<v1::UpsertDatapointsResponse> Upsert(const v1::UpsertDatapointsRequest& request) {
+    v1::UpsertDatapointsResponse response;
+    grpc::ClientContext context;
+    absl::Status status = FromGrpcStatus(stub_->UpsertDatapoints(&context, request, &response));
+    if (!status.ok()) return status;
+    return response;
+  }
+
+  // Upserts in batches of 1000 (under max_batch_size).
+  void UpsertAll(const std::string& name, const std::vector<uint64_t>& ids,
+                 const std::vector<float>& data, int dim = kDim) {
+    for (size_t begin = 0; begin < ids.size(); begin += 1000) {
+      const size_t end = std::min(ids.size(), begin + 1000);
+      ASSERT_THAT(Upsert(MakeUpsert(name, ids, data, begin, end, dim)), IsOk());
+    }
+  }
+
+  static v1::FindNeighborsRequest MakeFind(const std::string& name,
+                                           const std::vector<float>& queries, int k,
+                                           int partitions_to_search = 0, int dim = kDim) {
+    v1::FindNeighborsRequest request;
+    request.set_index(name);
+    for (size_t i = 0; i * dim < queries.size(); ++i) {
+      v1::FindNeighborsRequest::Query* query = request.add_queries();
+      query->mutable_datapoint()->mutable_feature_vector()->Add(&queries[i * dim],
+                                                                &queries[(i + 1) * dim]);
+      query->set_neighbor_count(k);
+      query->set_partitions_to_search(partitions_to_search);
+    }
+    return request;
+  }
+
+  absl::StatusOr<v1::FindNeighborsResponse> Find(const v1::FindNeighborsRequest& request,
+                                                 absl::Duration timeout = absl::Seconds(30)) {
+    v1::FindNeighborsResponse response;
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+    absl::Status status = FromGrpcStatus(stub_->FindNeighbors(&context, request, &response));
+    if (!status.ok()) return status;
+    return response;
+  }
+
+  // Expects `response` to equal the oracle for each query (ids exactly, distances
+  // within float rounding).
+  static void ExpectMatchesOracle(const v1::FindNeighborsResponse& response,
+                                  const std::vector<uint64_t>& ids,
+                                  const std::vector<float>& data,
+                                  const std::vector<float>& queries, v1::Metric metric, int k,
+                                  int dim = kDim) {
+    const size_t n = queries.size() / dim;
+    ASSERT_EQ(response.nearest_neighbors_size(), static_cast<int>(n));
+    for (size_t q = 0; q < n; ++q) {
+      const std::vector<Expected> expected = Oracle(ids, data, &queries[q * dim], dim, metric, k);
+      const auto& got = response.nearest_neighbors(q).neighbors();
+      ASSERT_EQ(got.size(), static_cast<int>(expected.size())) << "query " << q;
+      for (size_t j = 0; j < expected.size(); ++j) {
+        EXPECT_EQ(got[j].datapoint().datapoint_id(), expected[j].id) << "query " << q << " rank " << j;
+        EXPECT_NEAR(got[j].distance(), expected[j].distance,
+                    1e-4 * std::max(1.0f, std::fabs(expected[j].distance)))
+            << "query " << q << " rank " << j;
+      }
+    }
+  }
+
+  // A loaded exact L2 index "main" with ids 0..kNumVectors-1.
+  void LoadMainIndex() {
+    ids_.resize(kNumVectors);
+    for (int i = 0; i < kNumVectors; ++i) ids_[i] = i;
+    data_ = RandomVectors(kNumVectors, kDim, 7);
+    ASSERT_THAT(Create("main"), IsOk());
+    UpsertAll("main", ids_, data_);
+    probe_ = RandomVectors(5, kDim, 99);
+    absl::StatusOr<v1::FindNeighborsResponse> baseline = Find(MakeFind("main", probe_, 10));
+    ASSERT_THAT(baseline, IsOk());
+    baseline_ = baseline->SerializeAsString();
+  }
+
+  // The rejected request left "main" as it was: same count, same answers.
+  void ExpectMainUnchanged() {
+    absl::StatusOr<v1::IndexInfo> info = Get("main");
+    ASSERT_THAT(info, IsOk());
+    EXPECT_EQ(info->vector_count(), static_cast<uint64_t>(kNumVectors));
+    absl::StatusOr<v1::FindNeighborsResponse> now = Find(MakeFind("main", probe_, 10));
+    ASSERT_THAT(now, IsOk());
+    EXPECT_EQ(now->SerializeAsString(), baseline_);
+  }
+
+  std::filesystem::path data_dir_;
+  std::unique_ptr<NestorServer> server_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::IndexService::Stub> stub_;
+  std::vector<uint64_t> ids_;
+  std::vector<float> data_;
+  std::vector<float> probe_;
+  std::string baseline_;
+};
+
+TEST_F(ServerTest, CreateGetListDeleteIndexes) {
+  absl::StatusOr<v1::IndexInfo> exact = Create("exact");
+  ASSERT_THAT(exact, IsOk());
+  EXPECT_EQ(exact->name(), "exact");
+  EXPECT_EQ(exact->kind(), "exact");
+  EXPECT_EQ(exact->config().dimension(), static_cast<uint32_t>(kDim));
+  EXPECT_EQ(exact->config().metric(), v1::METRIC_L2);  // UNSPECIFIED would also map here
+  EXPECT_EQ(exact->vector_count(), 0u);
+  EXPECT_TRUE(exact->built());
+
+  absl::StatusOr<v1::IndexInfo> partitioned = Create("part-1", v1::METRIC_COSINE, 8);
+  ASSERT_THAT(partitioned, IsOk());
+  EXPECT_EQ(partitioned->kind(), "partitioned");
+  EXPECT_EQ(partitioned->config().num_partitions(), 8u);
+  EXPECT_EQ(partitioned->config().metric(), v1::METRIC_COSINE);
+  EXPECT_EQ(partitioned->config().seed(), 1234u);  // zero field -> default
+  EXPECT_EQ(partitioned->config().training_iterations(), 20u);
+
+  absl::StatusOr<v1::IndexInfo> got = Get("part-1");
+  ASSERT_THAT(got, IsOk());
+  EXPECT_EQ(got->SerializeAsString(), partitioned->SerializeAsString());
+
+  v1::ListIndexesResponse list;
+  {
+    grpc::ClientContext context;
+    ASSERT_TRUE(stub_->ListIndexes(&context, v1::ListIndexesRequest(), &list).ok());
+  }
+  ASSERT_EQ(list.indexes_size(), 2);
+  EXPECT_EQ(list.indexes(0).name(), "exact");
+  EXPECT_EQ(list.indexes(1).name(), "part-1");
+
+  EXPECT_THAT(Delete("exact"), IsOk());
+  EXPECT_THAT(Get("exact"), StatusIs(absl::StatusCode::kNotFound, "exact"));
+  EXPECT_THAT(Delete("exact"), StatusIs(absl::StatusCode::kNotFound));
+  {
+    grpc::ClientContext context;
+    list.Clear();
+    ASSERT_TRUE(stub_->ListIndexes(&context, v1::ListIndexesRequest(), &list).ok());
+  }
+  ASSERT_EQ(list.indexes_size(), 1);
+  EXPECT_EQ(list.indexes(0).name(), "part-1");
+}
+
+TEST_F(ServerTest, CreateWithDuplicateOrBadNameIsRejected) {
+  ASSERT_THAT(Create("dup"), IsOk());
+  EXPECT_THAT(Create("dup"), StatusIs(absl::StatusCode::kAlreadyExists, "dup"));
+  EXPECT_THAT(Create(""), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(Create("has space"), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(Create("../escape"), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(Create(std::string(65, 'a')), StatusIs(absl::StatusCode::kInvalidArgument, "64"));
+  EXPECT_THAT(Create(std::string(64, 'a')), IsOk());
+  EXPECT_THAT(Create("nodim", v1::METRIC_L2, 0, /*dim=*/0),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST_F(ServerTest, ExactIndexMatchesBruteForceOracle) {
+  for (v1::Metric metric : {v1::METRIC_L2, v1::METRIC_INNER_PRODUCT, v1::METRIC_COSINE}) {
+    SCOPED_TRACE(v1::Metric_Name(metric));
+    const std::string name = absl::StrCat("exact-", static_cast<int>(metric));
+    std::vector<uint64_t> ids(kNumVectors);
+    for (int i = 0; i < kNumVectors; ++i) ids[i] = 1000000 + 3 * i;  // sparse 64-bit ids
+    const std::vector<float> data = RandomVectors(kNumVectors, kDim, 11);
+    ASSERT_THAT(Create(name, metric), IsOk());
+    UpsertAll(name, ids, data);
+    const std::vector<float> queries = RandomVectors(32, kDim, 12);
+    absl::StatusOr<v1::FindNeighborsResponse> response = Find(MakeFind(name, queries, 10));
+    ASSERT_THAT(response, IsOk());
+    ExpectMatchesOracle(*response, ids, data, queries, metric, 10);
+  }
+}
+
+TEST_F(ServerTest, MixedPerQuerySettingsInOneBatchEachMatchTheOracle) {
+  LoadMainIndex();
+  const std::vector<float> queries = RandomVectors(6, kDim, 21);
+  v1::FindNeighborsRequest request = MakeFind("main", queries, 0);
+  const int ks[] = {0, 1, 5, 0, 50, 5};  // 0 means 10
+  for (int i = 0; i < 6; ++i) request.mutable_queries(i)->set_neighbor_count(ks[i]);
+  absl::StatusOr<v1::FindNeighborsResponse> response = Find(request);
+  ASSERT_THAT(response, IsOk());
+  ASSERT_EQ(response->nearest_neighbors_size(), 6);
+  for (int i = 0; i < 6; ++i) {
+    const int k = ks[i] == 0 ? 10 : ks[i];
+    const std::vector<float> one(queries.begin() + i * kDim, queries.begin() + (i + 1) * kDim);
+    v1::FindNeighborsResponse single;
+    *single.add_nearest_neighbors() = response->nearest_neighbors(i);
+    ExpectMatchesOracle(single, ids_, data_, one, v1::METRIC_L2, k);
+  }
+}
+
+TEST_F(ServerTest, StreamUpsertThenSearchMatchesOracle) {
+  std::vector<uint64_t> ids(kNumVectors);
+  for (int i = 0; i < kNumVectors; ++i) ids[i] = i;
+  const std::vector<float> data = RandomVectors(kNumVectors, kDim, 31);
+  ASSERT_THAT(Create("streamed"), IsOk());
+  v1::UpsertDatapointsResponse response;
+  grpc::ClientContext context;
+  auto writer = stub_->StreamUpsertDatapoints(&context, &response);
+  for (size_t begin = 0; begin < ids.size(); begin += 500) {
+    v1::UpsertDatapointsRequest message = MakeUpsert("streamed", ids, data, begin, begin + 500);
+    if (begin > 0) message.clear_index();  // later messages may leave it empty
+    ASSERT_TRUE(writer->Write(message));
+  }
+  writer->WritesDone();
+  ASSERT_TRUE(writer->Finish().ok());
+  EXPECT_EQ(response.upserted_count(), static_cast<uint64_t>(kNumVectors));
+  EXPECT_EQ(response.vector_count(), static_cast<uint64_t>(kNumVectors));
+
+  const std::vector<float> queries = RandomVectors(20, kDim, 32);
+  absl::StatusOr<v1::FindNeighborsResponse> found = Find(MakeFind("streamed", queries, 10));
+  ASSERT_THAT(found, IsOk());
+  ExpectMatchesOracle(*found, ids, data, queries, v1::METRIC_L2, 10);
+}
+
+TEST_F(ServerTest, StreamErrorKeepsEarlierMessagesAndReportsTheCount) {
+  std::vector<uint64_t> ids(300);
+  for (int i = 0; i < 300; ++i) ids[i] = i;
+  std::vector<float> data = RandomVectors(300, kDim, 41);
+  data[250 * kDim] = std::nanf("");  // in the third message
+  ASSERT_THAT(Create("s"), IsOk());
+  v1::UpsertDatapointsResponse response;
+  grpc::ClientContext context;
+  auto writer = stub_->StreamUpsertDatapoints(&context, &response);
+  for (size_t begin = 0; begin < 300; begin += 100) {
+    if (!writer->Write(MakeUpsert("s", ids, data, begin, begin + 100))) break;
+  }
+  writer->WritesDone();
+  EXPECT_THAT(FromGrpcStatus(writer->Finish()),
+              StatusIs(absl::StatusCode::kInvalidArgument, "200 datapoints written"));
+  absl::StatusOr<v1::IndexInfo> info = Get("s");
+  ASSERT_THAT(info, IsOk());
+  EXPECT_EQ(info->vector_count(), 200u);
+}
+
+TEST_F(ServerTest, PartitionedIndexSearchingAllPartitionsMatchesOracle) {
+  std::vector<uint64_t> ids(kNumVectors);
+  for (int i = 0; i < kNumVectors; ++i) ids[i] = 5 * i + 1;
+  const std::vector<float> data = RandomVectors(kNumVectors, kDim, 51);
+  ASSERT_THAT(Create("part", v1::METRIC_L2, 8), IsOk());
+  UpsertAll("part", ids, data);
+  absl::StatusOr<v1::IndexInfo> built = Build("part");
+  ASSERT_THAT(built, IsOk());
+  EXPECT_TRUE(built->built());
+  EXPECT_EQ(built->vector_count(), static_cast<uint64_t>(kNumVectors));
+  EXPECT_GE(built->build_seconds(), 0.0);
+  const std::vector<float> queries = RandomVectors(20, kDim, 52);
+  absl::StatusOr<v1::FindNeighborsResponse> response =
+      Find(MakeFind("part", queries, 10, /*partitions_to_search=*/8));
+  ASSERT_THAT(response, IsOk());
+  ExpectMatchesOracle(*response, ids, data, queries, v1::METRIC_L2, 10);
+  // Above num_partitions is clamped, not an error.
+  EXPECT_THAT(Find(MakeFind("part", queries, 10, 1000)), IsOk());
+}
+
+TEST_F(ServerTest, BuildWithTooFewVectorsIsFailedPrecondition) {
+  ASSERT_THAT(Create("tiny", v1::METRIC_L2, 8), IsOk());
+  std::vector<uint64_t> ids = {1, 2, 3};
+  const std::vector<float> data = RandomVectors(3, kDim, 61);
+  UpsertAll("tiny", ids, data);
+  EXPECT_THAT(Build("tiny"), StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_THAT(Build("absent"), StatusIs(absl::StatusCode::kNotFound));
+  // Exact indexes accept Build as a no-op.
+  ASSERT_THAT(Create("exact"), IsOk());
+  EXPECT_THAT(Build("exact"), IsOk());
+}
+
+TEST_F(ServerTest, ReplaceAndRemoveOverTheWire) {
+  LoadMainIndex();
+  // Replace id 7 with a far-away vector: the count stays, the new vector is found.
+  std::vector<float> moved(kDim, 100.0f);
+  ASSERT_THAT(Upsert(MakeUpsert("main", {7}, moved, 0, 1)), IsOk());
+  absl::StatusOr<v1::IndexInfo> info = Get("main");
+  ASSERT_THAT(info, IsOk());
+  EXPECT_EQ(info->vector_count(), static_cast<uint64_t>(kNumVectors));
+  v1::FindNeighborsRequest request = MakeFind("main", moved, 1);
+  request.set_return_full_datapoint(true);
+  absl::StatusOr<v1::FindNeighborsResponse> response = Find(request);
+  ASSERT_THAT(response, IsOk());
+  ASSERT_EQ(response->nearest_neighbors(0).neighbors_size(), 1);
+  const auto& nearest = response->nearest_neighbors(0).neighbors(0);
+  EXPECT_EQ(nearest.datapoint().datapoint_id(), 7u);
+  EXPECT_FLOAT_EQ(nearest.distance(), 0.0f);
+  EXPECT_THAT(std::vector<float>(nearest.datapoint().feature_vector().begin(),
+                                 nearest.datapoint().feature_vector().end()),
+              ::testing::ElementsAreArray(moved));
+
+  // Remove 7 and an unknown id: one removed; 7 is no longer found.
+  v1::RemoveDatapointsRequest remove;
+  remove.set_index("main");
+  remove.add_datapoint_ids(7);
+  remove.add_datapoint_ids(123456789);
+  v1::RemoveDatapointsResponse removed;
+  {
+    grpc::ClientContext context;
+    ASSERT_TRUE(stub_->RemoveDatapoints(&context, remove, &removed).ok());
+  }
+  EXPECT_EQ(removed.removed_count(), 1u);
+  info = Get("main");
+  ASSERT_THAT(info, IsOk());
+  EXPECT_EQ(info->vector_count(), static_cast<uint64_t>(kNumVectors - 1));
+  response = Find(MakeFind("main", moved, 1));
+  ASSERT_THAT(response, IsOk());
+  EXPECT_NE(response->nearest_neighbors(0).neighbors(0).datapoint().datapoint_id(), 7u);
+  {
+    grpc::ClientContext context;
+    remove.set_index("absent");
+    EXPECT_EQ(stub_->RemoveDatapoints(&context, remove, &removed).error_code(),
+              grpc::StatusCode::NOT_FOUND);
+  }
+}
+
+TEST_F(ServerTest, WrongDimensionIsInvalidArgumentWithExpectedAndActual) {
+  LoadMainIndex();
+  std::vector<float> short_vector(kDim - 1, 1.0f);
+  v1::UpsertDatapointsRequest upsert = MakeUpsert("main", {1}, data_, 0, 1);
+  upsert.add_datapoints()->set_datapoint_id(5000);
+  upsert.mutable_datapoints(1)->mutable_feature_vector()->Add(short_vector.begin(),
+                                                               short_vector.end());
+  EXPECT_THAT(Upsert(upsert), StatusIs(absl::StatusCode::kInvalidArgument,
+                                       absl::StrCat("expected dimension ", kDim, ", got ",
+                                                    kDim - 1)));
+  ExpectMainUnchanged();
+  EXPECT_THAT(Find(MakeFind("main", short_vector, 10, 0, kDim - 1)),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       absl::StrCat("expected dimension ", kDim, ", got ", kDim - 1)));
+}
+
+TEST_F(ServerTest, NonFiniteValuesAreInvalidArgumentAndChangeNothing) {
+  LoadMainIndex();
+  for (float bad : {std::numeric_limits<float>::quiet_NaN(),
+                    std::numeric_limits<float>::infinity()}) {
+    std::vector<float> vectors = RandomVectors(2, kDim, 71);
+    vectors[kDim + 3] = bad;  // the second of two datapoints
+    EXPECT_THAT(Upsert(MakeUpsert("main", {0, 5000}, vectors, 0, 2)),
+                StatusIs(absl::StatusCode::kInvalidArgument));
+    ExpectMainUnchanged();  // the valid first datapoint was not written either
+    EXPECT_THAT(Find(MakeFind("main", vectors, 10)), StatusIs(absl::StatusCode::kInvalidArgument));
+  }
+}
+
+TEST_F(ServerTest, NeighborCountLimits) {
+  LoadMainIndex();
+  const std::vector<float> query(probe_.begin(), probe_.begin() + kDim);
+  EXPECT_THAT(Find(MakeFind("main", query, -1)), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(Find(MakeFind("main", query, 1001)),
+              StatusIs(absl::StatusCode::kResourceExhausted, "max_neighbor_count is 1000"));
+  absl::StatusOr<v1::FindNeighborsResponse> at_limit = Find(MakeFind("main", query, 1000));
+  ASSERT_THAT(at_limit, IsOk());
+  EXPECT_EQ(at_limit->nearest_neighbors(0).neighbors_size(), 1000);
+  absl::StatusOr<v1::FindNeighborsResponse> defaulted = Find(MakeFind("main", query, 0));
+  ASSERT_THAT(defaulted, IsOk());
+  EXPECT_EQ(defaulted->nearest_neighbors(0).neighbors_size(), 10);
+  ExpectMainUnchanged();
+}
+
+TEST_F(ServerTest, PrefixDimAndPartitionsOutOfRangeAreInvalidArgument) {
+  LoadMainIndex();
+  const std::vector<float> query(probe_.begin(), probe_.begin() + kDim);
+  for (int prefix : {-1, kDim + 1}) {
+    v1::FindNeighborsRequest request = MakeFind("main", query, 10);
+    request.mutable_queries(0)->set_prefix_dim(prefix);
+    EXPECT_THAT(Find(request), StatusIs(absl::StatusCode::kInvalidArgument)) << prefix;
+  }
+  EXPECT_THAT(Find(MakeFind("main", query, 10, -1)),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  v1::FindNeighborsRequest prefixed = MakeFind("main", query, 10);
+  prefixed.mutable_queries(0)->set_prefix_dim(kDim / 2);
+  EXPECT_THAT(Find(prefixed), IsOk());
+  ExpectMainUnchanged();
+}
+
+TEST_F(ServerTest, UnknownOrEmptyIndexNameIsRejected) {
+  const std::vector<float> query(kDim, 1.0f);
+  EXPECT_THAT(Find(MakeFind("absent", query, 10)),
+              StatusIs(absl::StatusCode::kNotFound, "absent"));
+  EXPECT_THAT(Upsert(MakeUpsert("absent", {1}, query, 0, 1)),
+              StatusIs(absl::StatusCode::kNotFound, "absent"));
+  EXPECT_THAT(Get("absent"), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(Find(MakeFind("", query, 10)), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(Upsert(MakeUpsert("", {1}, query, 0, 1)),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(Get(""), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST_F(ServerTest, ZeroVectorUnderCosineIsInvalidArgument) {
+  ASSERT_THAT(Create("cos", v1::METRIC_COSINE), IsOk());
+  std::vector<float> vectors = RandomVectors(2, kDim, 81);
+  std::fill(vectors.begin() + kDim, vectors.end(), 0.0f);
+  EXPECT_THAT(Upsert(MakeUpsert("cos", {1, 2}, vectors, 0, 2)),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  absl::StatusOr<v1::IndexInfo> info = Get("cos");
+  ASSERT_THAT(info, IsOk());
+  EXPECT_EQ(info->vector_count(), 0u);
+  ASSERT_THAT(Upsert(MakeUpsert("cos", {1}, vectors, 0, 1)), IsOk());
+  EXPECT_THAT(Find(MakeFind("cos", std::vector<float>(kDim, 0.0f), 10)),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST_F(ServerTest, BatchOverMaxBatchSizeIsResourceExhaustedNamingTheLimit) {
+  LoadMainIndex();
+  const std::vector<float> queries = RandomVectors(1025, kDim, 91);
+  EXPECT_THAT(Find(MakeFind("main", queries, 10)),
+              StatusIs(absl::StatusCode::kResourceExhausted, "max_batch_size is 1024, got 1025"));
+  std::vector<uint64_t> ids(1025);
+  for (int i = 0; i < 1025; ++i) ids[i] = 100000 + i;
+  EXPECT_THAT(Upsert(MakeUpsert("main", ids, queries, 0, 1025)),
+              StatusIs(absl::StatusCode::kResourceExhausted, "max_batch_size is 1024, got 1025"));
+  ExpectMainUnchanged();
+  // Exactly at the limit is fine.
+  const std::vector<float> at_limit(queries.begin(), queries.begin() + 1024 * kDim);
+  absl::StatusOr<v1::FindNeighborsResponse> response = Find(MakeFind("main", at_limit, 10));
+  ASSERT_THAT(response, IsOk());
+  EXPECT_EQ(response->nearest_neighbors_size(), 1024);
+}
+
+TEST_F(ServerTest, EmptyIndexAnswersZeroResults) {
+  ASSERT_THAT(Create("empty"), IsOk());
+  absl::StatusOr<v1::FindNeighborsResponse> response =
+      Find(MakeFind("empty", RandomVectors(3, kDim, 1), 10));
+  ASSERT_THAT(response, IsOk());
+  ASSERT_EQ(response->nearest_neighbors_size(), 3);
+  for (const auto& list : response->nearest_neighbors()) EXPECT_EQ(list.neighbors_size(), 0);
+  // A request with no queries answers no lists.
+  v1::FindNeighborsRequest none;
+  none.set_index("empty");
+  response = Find(none);
+  ASSERT_THAT(response, IsOk());
+  EXPECT_EQ(response->nearest_neighbors_size(), 0);
+}
+
+TEST_F(ServerTest, ConcurrentSearchesWhileUpserting) {
+  LoadMainIndex();
+  std::atomic<int> failures{0};
+  std::atomic<bool> writing{true};
+  std::thread writer([&] {
+    for (int batch = 0; batch < 20; ++batch) {
+      std::vector<uint64_t> ids(100);
+      for (int i = 0; i < 100; ++i) ids[i] = 10000 + batch * 100 + i;
+      const std::vector<float> data = RandomVectors(100, kDim, 1000 + batch);
+      if (!Upsert(MakeUpsert("main", ids, data, 0, 100)).ok()) ++failures;
+    }
+    writing = false;
+  });
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 4; ++t) {
+    readers.emplace_back([&, t] {
+      for (int r = 0; r < 30; ++r) {
+        const std::vector<float> queries = RandomVectors(8, kDim, 100 * t + r);
+        absl::StatusOr<v1::FindNeighborsResponse> response = Find(MakeFind("main", queries, 10));
+        if (!response.ok()) {
+          ++failures;
+          ADD_FAILURE() << response.status();
+          continue;
+        }
+        for (const auto& list : response->nearest_neighbors()) {
+          if (list.neighbors_size() != 10) ++failures;
+          for (int j = 0; j < list.neighbors_size(); ++j) {
+            const uint64_t id = list.neighbors(j).datapoint().datapoint_id();
+            if (!(id < kNumVectors || (id >= 10000 && id < 12000))) ++failures;
+            if (j > 0 && list.neighbors(j).distance() < list.neighbors(j - 1).distance()) {
+              ++failures;
+            }
+          }
+        }
+      }
+    });
+  }
+  writer.join();
+  for (std::thread& reader : readers) reader.join();
+  EXPECT_EQ(failures.load(), 0);
+  absl::StatusOr<v1::IndexInfo> info = Get("main");
+  ASSERT_THAT(info, IsOk());
+  EXPECT_EQ(info->vector_count(), static_cast<uint64_t>(kNumVectors + 2000));
+}
+
+TEST_F(ServerTest, DeadlineTooShortIsDeadlineExceeded) {
+  constexpr int kBigDim = 64;
+  constexpr int kBig = 20000;
+  std::vector<uint64_t> ids(kBig);
+  for (int i = 0; i < kBig; ++i) ids[i] = i;
+  const std::vector<float> data = RandomVectors(kBig, kBigDim, 3);
+  ASSERT_THAT(Create("big", v1::METRIC_L2, 0, kBigDim), IsOk());
+  UpsertAll("big", ids, data, kBigDim);
+  const std::vector<float> queries = RandomVectors(1024, kBigDim, 4);
+  EXPECT_THAT(Find(MakeFind("big", queries, 100, 0, kBigDim), absl::Microseconds(1)),
+              StatusIs(absl::StatusCode::kDeadlineExceeded));
+  // The server is still healthy afterwards.
+  EXPECT_THAT(Find(MakeFind("big", RandomVectors(1, kBigDim, 5), 10, 0, kBigDim)), IsOk());
+}
+
+TEST_F(ServerTest, RestartServesTheSameResults) {
+  LoadMainIndex();
+  std::vector<uint64_t> ids(kNumVectors);
+  for (int i = 0; i < kNumVectors; ++i) ids[i] = i;
+  ASSERT_THAT(Create("part", v1::METRIC_INNER_PRODUCT, 8), IsOk());
+  UpsertAll("part", ids, data_);
+  ASSERT_THAT(Build("part"), IsOk());
+  absl::StatusOr<v1::FindNeighborsResponse> before = Find(MakeFind("part", probe_, 10, 2));
+  ASSERT_THAT(before, IsOk());
+
+  RestartServer();
+
+  ExpectMainUnchanged();
+  absl::StatusOr<v1::IndexInfo> info = Get("part");
+  ASSERT_THAT(info, IsOk());
+  EXPECT_TRUE(info->built());
+  EXPECT_EQ(info->config().metric(), v1::METRIC_INNER_PRODUCT);
+  absl::StatusOr<v1::FindNeighborsResponse> after = Find(MakeFind("part", probe_, 10, 2));
+  ASSERT_THAT(after, IsOk());
+  EXPECT_EQ(after->SerializeAsString(), before->SerializeAsString());
+
+  // A deleted index stays deleted across a restart (its snapshot is removed).
+  ASSERT_THAT(Delete("part"), IsOk());
+  RestartServer();
+  EXPECT_THAT(Get("part"), StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST_F(ServerTest, CorruptSnapshotIsSkippedNotFatal) {
+  LoadMainIndex();
+  ASSERT_THAT(Create("doomed"), IsOk());
+  UpsertAll("doomed", ids_, data_);
+  {
+    v1::SaveIndexRequest request;
+    request.set_name("doomed");
+    v1::SaveIndexResponse response;
+    grpc::ClientContext context;
+    ASSERT_TRUE(stub_->SaveIndex(&context, request, &response).ok());
+    EXPECT_EQ(response.path(), (data_dir_ / "doomed").string());
+  }
+  stub_.reset();
+  ASSERT_THAT(server_->Shutdown(), IsOk());
+  server_.reset();
+  // Truncate every file of the snapshot to half its size.
+  for (const auto& entry : std::filesystem::directory_iterator(data_dir_ / "doomed")) {
+    std::filesystem::resize_file(entry.path(), std::filesystem::file_size(entry.path()) / 2);
+  }
+  std::filesystem::create_directories(data_dir_ / "not-an-index");
+  StartServer();
+  EXPECT_THAT(Get("doomed"), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(Get("not-an-index"), StatusIs(absl::StatusCode::kNotFound));
+  ExpectMainUnchanged();
+}
+
+TEST_F(ServerTest, HealthServiceAnswersServing) {
+  grpc::GenericStub generic(channel_);
+  // grpc.health.v1.HealthCheckRequest{service: ""} encodes to zero bytes.
+  grpc::ByteBuffer request;
+  grpc::Slice empty("");
+  request = grpc::ByteBuffer(&empty, 1);
+  grpc::ByteBuffer response;
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+  std::promise<grpc::Status> done;
+  generic.UnaryCall(&context, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request,
+                    &response, [&done](grpc::Status status) { done.set_value(status); });
+  grpc::Status status = done.get_future().get();
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  std::vector<grpc::Slice> slices;
+  ASSERT_TRUE(response.Dump(&slices).ok());
+  std::string bytes;
+  for (const grpc::Slice& slice : slices) {
+    bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+  }
+  // HealthCheckResponse{status: SERVING (1)}: field 1, varint 1.
+  EXPECT_EQ(bytes, std::string("\x08\x01", 2));
+}
+
+TEST_F(ServerTest, MetricsEndpointCountsRequestsAndQueries) {
+  LoadMainIndex();  // one OK FindNeighbors (the probe baseline, 5 queries)
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_THAT(Find(MakeFind("main", RandomVectors(4, kDim, i), 10)), IsOk());
+  }
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_THAT(Find(MakeFind("main", RandomVectors(1, kDim, i), -1)),
+                StatusIs(absl::StatusCode::kInvalidArgument));
+  }
+  ASSERT_THAT(Create("gone"), IsOk());
+  ASSERT_THAT(Delete("gone"), IsOk());
+  const std::string text = HttpGet(server_->metrics_port(), "/metrics");
+  ASSERT_FALSE(text.empty());
+  EXPECT_EQ(MetricValue(text, "nestor_requests_total",
+                        {"method=\"FindNeighbors\"", "code=\"OK\""}), 4);
+  EXPECT_EQ(MetricValue(text, "nestor_requests_total",
+                        {"method=\"FindNeighbors\"", "code=\"INVALID_ARGUMENT\""}), 2);
+  EXPECT_EQ(MetricValue(text, "nestor_requests_total",
+                        {"method=\"UpsertDatapoints\"", "code=\"OK\""}), 2);
+  EXPECT_EQ(MetricValue(text, "nestor_queries_total", {"method=\"FindNeighbors\""}), 5 + 12);
+  EXPECT_EQ(MetricValue(text, "nestor_request_duration_seconds_count",
+                        {"method=\"FindNeighbors\""}), 6);
+  EXPECT_THAT(text, HasSubstr("nestor_request_duration_seconds_bucket{"));
+  EXPECT_THAT(text, HasSubstr("le=\"0.0001\""));
+  EXPECT_EQ(MetricValue(text, "nestor_index_vectors", {"index=\"main\""}), kNumVectors);
+  EXPECT_GT(MetricValue(text, "nestor_index_memory_bytes", {"index=\"main\""}),
+            kNumVectors * kDim * 4 - 1);
+  EXPECT_EQ(MetricValue(text, "nestor_index_vectors", {"index=\"gone\""}), -1);
+}
+
+}  // namespace
+}  // namespace nestor::server
