@@ -100,9 +100,19 @@ absl::Status ExactIndex::SearchRange(absl::Span<const float> queries, const Sear
     for (size_t rb = 0; rb < n; rb += max_row_block) {
       RETURN_IF_ERROR(CheckInterrupted(params));
       const size_t nr = std::min(max_row_block, n - rb);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(nq),
-                  static_cast<int>(nr), p, 1.0f, q, d, rows_.row(rb), rows_.stride(), 0.0f,
-                  scores.data(), static_cast<int>(nr));
+      if (nq < kMinGemmQueries) {
+        // One or two queries: matrix-vector products avoid sgemm's packing of the whole
+        // row block, which costs as much as the product itself at m = 1.
+        for (size_t i = 0; i < nq; ++i) {
+          cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(nr), p, 1.0f,
+                      rows_.row(rb), rows_.stride(), q + i * d, 1, 0.0f, scores.data() + i * nr,
+                      1);
+        }
+      } else {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(nq),
+                    static_cast<int>(nr), p, 1.0f, q, d, rows_.row(rb), rows_.stride(), 0.0f,
+                    scores.data(), static_cast<int>(nr));
+      }
       const float* norms = rows_.squared_norms().data() + rb;
       if (p < d && m != Metric::kInnerProduct) {
         for (size_t r = 0; r < nr; ++r) row_norms[r] = SquaredNorm(rows_.row(rb + r), p);

@@ -19,7 +19,7 @@ namespace nestor {
 // their ids, an id -> row map and cached full-dimension squared norms. Upsert replaces a
 // present id in place; Remove moves the last row into the hole (O(1)).
 //
-// A batch of queries is scored with BLAS sgemm in blocks of kQueryBlock queries x
+// A batch of queries is scored with BLAS sgemm (sgemv for one or two queries) in blocks of kQueryBlock queries x
 // kRowBlock stored rows (leading dimension = dimension, so prefix_dim < dimension uses the
 // same buffer), followed by a bounded-heap top-k per query:
 //   L2:      ||x||^2 - 2 x.q + ||q||^2, clamped at 0 (squared distance);
@@ -36,6 +36,8 @@ class ExactIndex : public Index {
  public:
   static constexpr int kQueryBlock = 256;
   static constexpr int kRowBlock = 4096;
+  // Blocks with fewer queries use BLAS sgemv per query instead of sgemm.
+  static constexpr size_t kMinGemmQueries = 3;
 
   // `options` must already be validated (CreateIndex); options.num_partitions is 0.
   explicit ExactIndex(const IndexOptions& options);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <new>
+#include <utility>
 
 #include "index/distance.h"
 
@@ -17,6 +18,31 @@ void VectorRows::AlignedFree::operator()(float* p) const {
 }
 
 VectorRows::VectorRows(int dimension, int stride) : dimension_(dimension), stride_(stride) {}
+
+VectorRows::VectorRows(VectorRows&& other) noexcept
+    : dimension_(other.dimension_),
+      stride_(other.stride_),
+      capacity_(std::exchange(other.capacity_, 0)),
+      data_(std::move(other.data_)),
+      ids_(std::move(other.ids_)),
+      norms_(std::move(other.norms_)) {
+  other.ids_.clear();
+  other.norms_.clear();
+}
+
+VectorRows& VectorRows::operator=(VectorRows&& other) noexcept {
+  if (this != &other) {
+    dimension_ = other.dimension_;
+    stride_ = other.stride_;
+    capacity_ = std::exchange(other.capacity_, 0);
+    data_ = std::move(other.data_);
+    ids_ = std::move(other.ids_);
+    norms_ = std::move(other.norms_);
+    other.ids_.clear();
+    other.norms_.clear();
+  }
+  return *this;
+}
 
 void VectorRows::Reserve(size_t n) {
   if (n <= capacity_) return;

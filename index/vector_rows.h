@@ -27,8 +27,9 @@ class VectorRows {
   static int PaddedStride(int dimension) { return (dimension + 15) / 16 * 16; }
 
   VectorRows(int dimension, int stride);
-  VectorRows(VectorRows&&) noexcept = default;
-  VectorRows& operator=(VectorRows&&) noexcept = default;
+  // Moving leaves the source empty (no rows, no buffer).
+  VectorRows(VectorRows&& other) noexcept;
+  VectorRows& operator=(VectorRows&& other) noexcept;
 
   int dimension() const { return dimension_; }
   int stride() const { return stride_; }
