@@ -25,7 +25,9 @@ struct KMeansOptions {
 // Trains k-means (Lloyd's algorithm; FAISS faiss::Clustering, whose assignment step is a
 // BLAS GEMM) on `num_points` points of `dimension` floats, row-major, contiguous.
 // Uses every point given: the caller samples. Returns num_clusters * dimension floats.
-// INVALID_ARGUMENT for bad sizes; INTERNAL if FAISS fails.
+// INVALID_ARGUMENT for bad sizes; INTERNAL if FAISS fails. FAISS's OpenMP loops run on
+// the calling thread only; the GEMMs inside are threaded by OpenBLAS.
+// Thread safety: may be called concurrently from several threads.
 absl::StatusOr<std::vector<float>> TrainKMeans(const float* points, size_t num_points,
                                                int dimension, const KMeansOptions& options);
 
