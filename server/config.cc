@@ -166,7 +166,7 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv) 
                  "Largest gRPC message sent or received, in bytes (default 67108864 = "
                  "64 MiB)");
   app.add_option("--grpc_threads", grpc_threads,
-                 "RPCs handled at once, in threads; further concurrent RPCs are refused "
+                 "RPCs handled at once, in threads; RPCs in flight beyond it may be refused "
                  "with RESOURCE_EXHAUSTED (default 0 = number of cores)");
   app.add_option("--search_threads", search_threads,
                  "Threads one batched search may use (default 0 = 1, so gRPC threads x "

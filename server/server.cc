@@ -51,9 +51,15 @@ absl::StatusOr<std::unique_ptr<NestorServer>> NestorServer::Create(
   builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &server->grpc_port_);
   builder.SetMaxReceiveMessageSize(static_cast<int>(config.max_message_bytes()));
   builder.SetMaxSendMessageSize(static_cast<int>(config.max_message_bytes()));
-  // The sync server keeps one thread polling for new RPCs besides the handlers, hence +1.
+  // The sync server keeps up to kMaxPollers threads polling for new RPCs besides the
+  // handlers, and briefly needs one more while threads come and go; with fewer spare
+  // threads, measured on gRPC 1.51, it refuses RPCs below grpc_threads in flight.
+  constexpr int kMaxPollers = 2;
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::NUM_CQS, 1);
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MIN_POLLERS, 1);
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, kMaxPollers);
   grpc::ResourceQuota quota("nestor-server");
-  quota.SetMaxThreads(static_cast<int>(config.grpc_threads()) + 1);
+  quota.SetMaxThreads(static_cast<int>(config.grpc_threads()) + kMaxPollers + 1);
   builder.SetResourceQuota(quota);
   builder.RegisterService(server->service_.get());
   server->grpc_server_ = builder.BuildAndStart();

@@ -24,8 +24,9 @@ namespace nestor::server {
 // (in-flight RPCs get until the deadline, then are cancelled), saves every index and
 // stops metrics; the destructor calls it if needed.
 //
-// At most config.grpc_threads RPCs are handled at once; further concurrent RPCs are
-// refused by gRPC with RESOURCE_EXHAUSTED (load shedding instead of oversubscription).
+// config.grpc_threads RPCs are handled at once (a gRPC ResourceQuota caps the threads);
+// when more are in flight, gRPC may refuse the excess with RESOURCE_EXHAUSTED ("Server
+// Threadpool Exhausted"): load shedding instead of oversubscribing the cores.
 //
 // Thread safety: grpc_port(), metrics_port(), registry() and Shutdown() may be called
 // from any thread; Shutdown() is idempotent.

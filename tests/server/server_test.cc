@@ -145,7 +145,7 @@ class ServerTest : public ::testing::Test {
     config.set_grpc_port(0);
     config.set_metrics_port(0);
     config.set_data_dir(data_dir_.string());
-    config.set_grpc_threads(8);
+    config.set_grpc_threads(grpc_threads_);
     absl::StatusOr<std::unique_ptr<NestorServer>> server = NestorServer::Create(config);
     ASSERT_THAT(server, IsOk());
     server_ = *std::move(server);
@@ -308,6 +308,7 @@ class ServerTest : public ::testing::Test {
   }
 
   std::filesystem::path data_dir_;
+  uint32_t grpc_threads_ = 8;
   std::unique_ptr<NestorServer> server_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::IndexService::Stub> stub_;
@@ -689,6 +690,34 @@ TEST_F(ServerTest, ConcurrentSearchesWhileUpserting) {
   absl::StatusOr<v1::IndexInfo> info = Get("main");
   ASSERT_THAT(info, IsOk());
   EXPECT_EQ(info->vector_count(), static_cast<uint64_t>(kNumVectors + 2000));
+}
+
+TEST_F(ServerTest, AsManyConcurrentRpcsAsGrpcThreadsAreAllServed) {
+  grpc_threads_ = 2;
+  RestartServer();
+  constexpr int kBigDim = 64;
+  constexpr int kBig = 20000;
+  std::vector<uint64_t> ids(kBig);
+  for (int i = 0; i < kBig; ++i) ids[i] = i;
+  ASSERT_THAT(Create("big", v1::METRIC_L2, 0, kBigDim), IsOk());
+  UpsertAll("big", ids, RandomVectors(kBig, kBigDim, 3), kBigDim);
+  const v1::FindNeighborsRequest request =
+      MakeFind("big", RandomVectors(64, kBigDim, 4), 10, 0, kBigDim);
+  std::atomic<int> failures{0};
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 2; ++t) {
+    clients.emplace_back([&] {
+      for (int r = 0; r < 15; ++r) {
+        absl::StatusOr<v1::FindNeighborsResponse> response = Find(request);
+        if (!response.ok()) {
+          ++failures;
+          ADD_FAILURE() << response.status();
+        }
+      }
+    });
+  }
+  for (std::thread& client : clients) client.join();
+  EXPECT_EQ(failures.load(), 0);
 }
 
 TEST_F(ServerTest, DeadlineTooShortIsDeadlineExceeded) {
