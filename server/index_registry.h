@@ -75,7 +75,7 @@ class IndexRegistry {
   mutable absl::Mutex mu_;
   std::map<std::string, std::shared_ptr<Index>, std::less<>> indexes_ ABSL_GUARDED_BY(mu_);
   // Serializes writes into data_dir so a Save never resurrects a deleted snapshot.
-  absl::Mutex disk_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  absl::Mutex disk_mu_ ABSL_ACQUIRED_BEFORE(mu_);
 };
 
 }  // namespace nestor::server
