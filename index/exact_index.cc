@@ -1,5 +1,7 @@
 #include "index/exact_index.h"
 
+#include "index/kernels/simd.h"
+
 #include <cblas.h>
 
 #include <algorithm>
@@ -29,6 +31,8 @@ IndexStats ExactIndex::StatsImpl() const {
       row_of_.capacity() * (sizeof(std::pair<DatapointId, size_t>) + 1);  // slots + control
   stats.build_seconds = 0.0;
   stats.num_partitions = 0;
+  stats.code_type = CodeTypeName(CodeType::kFloat);
+  stats.simd_path = kernels::ActivePathName();
   return stats;
 }
 

@@ -58,6 +58,16 @@ const char* MetricName(Metric metric) {
   return "unknown";
 }
 
+const char* CodeTypeName(CodeType code_type) {
+  switch (code_type) {
+    case CodeType::kFloat:
+      return "float";
+    case CodeType::kInt8:
+      return "int8";
+  }
+  return "unknown";
+}
+
 size_t Index::size() const {
   absl::ReaderMutexLock lock(&mu_);
   return SizeImpl();
@@ -129,6 +139,10 @@ absl::StatusOr<std::vector<std::vector<Neighbor>>> Index::Search(
     return absl::InvalidArgumentError(absl::StrCat(
         "partitions_to_search must be >= 0 (0 = index default), got ",
         params.partitions_to_search));
+  }
+  if (params.reorder_k < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "reorder_k must be >= 0 (0 = index default), got ", params.reorder_k));
   }
   if (params.num_threads < 1) {
     return absl::InvalidArgumentError(

@@ -36,6 +36,19 @@ inline bool HigherIsNearer(Metric metric) { return metric != Metric::kL2; }
 
 using DatapointId = uint64_t;
 
+// How a partitioned index stores the vectors it scans inside a partition. Values are
+// stable (snapshots and, later, proto nestor.v1.CodeType use them).
+enum class CodeType : int {
+  // Uncompressed float rows (IVF-flat); the scan is exact on the prefix.
+  kFloat = 1,
+  // One unsigned byte per coordinate (per-dimension affine scalar quantization trained at
+  // Build), scanned with integer SIMD kernels; the best reorder_k candidates are then
+  // re-scored exactly with the stored float vectors. About 4x less memory traffic.
+  kInt8 = 2,
+};
+// "float", "int8".
+const char* CodeTypeName(CodeType code_type);
+
 // One result: the id and its score under the index's metric (see Metric).
 struct Neighbor {
   DatapointId id = 0;
@@ -60,7 +73,17 @@ struct IndexOptions {
   uint64_t seed = 1234;
   // Training sample is capped at num_partitions * this many points.
   int max_training_points_per_partition = 256;
+  // Codes scanned inside partitions (see CodeType). Ignored by the exact index.
+  CodeType code_type = CodeType::kFloat;
+  // Candidates re-scored exactly after a compressed (kInt8) scan when
+  // SearchParams.reorder_k is 0; >= 0, 0 picks kDefaultReorderFactor * k. The value used
+  // is never below k. More: higher recall, slightly slower. Ignored with kFloat codes and
+  // by the exact index.
+  int reorder_k = 0;
 };
+
+// reorder_k = this * k when neither SearchParams nor IndexOptions set it.
+inline constexpr int kDefaultReorderFactor = 10;
 
 // Per-call search settings. Never stored in the index: concurrent searches may each use
 // their own.
@@ -73,6 +96,10 @@ struct SearchParams {
   // Matryoshka prefix dimension (Kusupati et al., 2022): score on the first prefix_dim
   // coordinates of query and data (cosine re-normalizes both prefixes). 0 = dimension().
   int prefix_dim = 0;
+  // Candidates of a compressed scan re-scored exactly with the float vectors (>= 0;
+  // 0 = IndexOptions.reorder_k; values below k are raised to k). Unit: vectors per query.
+  // Ignored by the exact index and by float-coded partitioned indexes.
+  int reorder_k = 0;
   // Threads this call may use for a batch of queries, >= 1.
   int num_threads = 1;
   // Searches stop with DEADLINE_EXCEEDED after this time ...
@@ -90,6 +117,8 @@ struct IndexStats {
   uint64_t memory_bytes = 0;    // vectors + ids + centroids + id map
   double build_seconds = 0.0;   // wall time of the last Build()
   int num_partitions = 0;       // 0 for exact
+  std::string code_type;        // "float" or "int8" ("float" for exact)
+  std::string simd_path;        // kernels in use: "portable", "avx2" or "avx512"
 };
 
 // Base class of all indexes.

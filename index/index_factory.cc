@@ -56,6 +56,15 @@ absl::StatusOr<IndexOptions> NormalizeOptions(IndexOptions options) {
   if (options.max_training_points_per_partition == 0) {
     options.max_training_points_per_partition = kDefaultMaxTrainingPointsPerPartition;
   }
+  if (options.code_type != CodeType::kFloat && options.code_type != CodeType::kInt8) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "code_type must be float (1) or int8 (2), got ", static_cast<int>(options.code_type)));
+  }
+  if (options.reorder_k < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "reorder_k must be >= 0 (0 = ", kDefaultReorderFactor, " * k), got ",
+        options.reorder_k));
+  }
   return options;
 }
 
@@ -70,9 +79,10 @@ absl::StatusOr<std::unique_ptr<Index>> CreateIndex(const IndexOptions& options) 
 absl::StatusOr<std::unique_ptr<Index>> LoadIndex(const std::string& directory) {
   ASSIGN_OR_RETURN(const std::string file,
                    ReadFile(absl::StrCat(directory, "/", kSnapshotFileName)));
-  ASSIGN_OR_RETURN(const absl::string_view contents, VerifySnapshot(file));
+  uint32_t version = 0;
+  ASSIGN_OR_RETURN(const absl::string_view contents, VerifySnapshot(file, &version));
   ByteReader reader(contents);
-  ASSIGN_OR_RETURN(const SnapshotHeader header, ReadSnapshotHeader(reader));
+  ASSIGN_OR_RETURN(const SnapshotHeader header, ReadSnapshotHeader(reader, version));
   absl::StatusOr<IndexOptions> options = NormalizeOptions(header.options);
   if (!options.ok()) {
     return absl::DataLossError(

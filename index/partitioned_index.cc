@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <numeric>
 #include <random>
 #include <utility>
@@ -14,6 +15,7 @@
 #include "common/status_macros.h"
 #include "index/distance.h"
 #include "index/faiss_kmeans.h"
+#include "index/kernels/simd.h"
 #include "index/search_util.h"
 #include "index/top_k.h"
 
@@ -25,6 +27,22 @@ constexpr size_t kAssignBlock = 4096;
 // Queries per GEMM block when scoring centroids; smaller batches use Dot loops.
 constexpr size_t kQueryBlock = 256;
 constexpr size_t kMinGemmQueries = 4;
+
+// Per-thread buffers of the search path, reused across queries (no per-query heap
+// allocation once they have grown).
+struct SearchScratch {
+  std::vector<float> dots;                         // query x centroid
+  std::vector<std::pair<float, uint32_t>> ranked;  // (key, partition)
+  std::vector<float> unit_query;                   // cosine: normalized query
+  std::vector<int16_t> weights;                    // quantized scale_j * q_j
+  std::vector<int32_t> code_dots;                  // one partition's integer dots
+  std::vector<std::pair<float, uint64_t>> candidates;  // max-heap (key, partition<<32|row)
+};
+
+SearchScratch& Scratch() {
+  thread_local SearchScratch scratch;
+  return scratch;
+}
 
 void Normalize(float* v, int d) {
   const float norm = std::sqrt(SquaredNorm(v, d));
@@ -56,8 +74,12 @@ IndexStats PartitionedIndex::StatsImpl() const {
   stats.built = built_;
   stats.build_seconds = build_seconds_;
   stats.num_partitions = options().num_partitions;
+  stats.code_type = CodeTypeName(options().code_type);
+  stats.simd_path = kernels::ActivePathName();
   uint64_t bytes = 0;
   for (const VectorRows& rows : partitions_) bytes += rows.memory_bytes();
+  for (const CodeRows& codes : codes_) bytes += codes.memory_bytes();
+  bytes += quantizer_.dimension() * 2 * sizeof(float);
   bytes += (centroids_.capacity() + centroid_norms_.capacity()) * sizeof(float);
   bytes += location_of_.capacity() * (sizeof(std::pair<DatapointId, Location>) + 1);
   bytes += partitions_.capacity() * sizeof(VectorRows);
@@ -106,7 +128,20 @@ std::vector<uint32_t> PartitionedIndex::Assign(const float* x, size_t n, int ldx
   return assignment;
 }
 
+void PartitionedIndex::EncodeInto(uint32_t p, size_t row, const float* vector) {
+  CodeRows& codes = codes_[p];
+  uint8_t* code = row == static_cast<size_t>(-1) ? codes.Append() : codes.mutable_row(row);
+  if (metric() == Metric::kCosine) {
+    std::vector<float> unit(vector, vector + dimension());
+    Normalize(unit.data(), dimension());
+    quantizer_.Encode(unit.data(), code);
+  } else {
+    quantizer_.Encode(vector, code);
+  }
+}
+
 void PartitionedIndex::Insert(uint32_t partition, DatapointId id, const float* vector) {
+  if (!codes_.empty()) EncodeInto(partition, static_cast<size_t>(-1), vector);
   const size_t row = partitions_[partition].Append(id, vector);
   location_of_[id] = Location{partition, static_cast<uint32_t>(row)};
   ++size_;
@@ -114,6 +149,7 @@ void PartitionedIndex::Insert(uint32_t partition, DatapointId id, const float* v
 
 void PartitionedIndex::Erase(Location location) {
   VectorRows& rows = partitions_[location.partition];
+  if (!codes_.empty()) codes_[location.partition].SwapRemove(location.row);
   if (std::optional<DatapointId> moved = rows.SwapRemove(location.row)) {
     location_of_[*moved].row = location.row;
   }
@@ -138,6 +174,7 @@ absl::Status PartitionedIndex::UpsertImpl(absl::Span<const DatapointId> ids,
       const Location old = it->second;
       if (old.partition == targets[i]) {
         partitions_[old.partition].Set(old.row, v);
+        if (!codes_.empty()) EncodeInto(old.partition, old.row, v);
         continue;
       }
       location_of_.erase(it);
@@ -207,6 +244,10 @@ absl::Status PartitionedIndex::BuildImpl() {
   kmeans.spherical = metric() == Metric::kCosine;
   ASSIGN_OR_RETURN(std::vector<float> centroids,
                    TrainKMeans(training.data(), sample.size(), d, kmeans));
+  ScalarQuantizer quantizer;
+  if (options().code_type == CodeType::kInt8) {
+    quantizer = ScalarQuantizer::Train(training.data(), sample.size(), d, d);
+  }
   training = {};
 
   // From here on nothing fails: commit.
@@ -225,6 +266,14 @@ absl::Status PartitionedIndex::BuildImpl() {
     all = &gathered;
   }
   partitions_ = std::move(partitions);
+  quantizer_ = std::move(quantizer);
+  codes_.clear();
+  if (quantizer_.trained()) {
+    for (int c = 0; c < num_partitions; ++c) {
+      codes_.emplace_back(quantizer_.code_stride());
+      codes_.back().Reserve(counts[c]);
+    }
+  }
   location_of_.clear();
   location_of_.reserve(n);
   size_ = 0;
@@ -267,6 +316,129 @@ absl::StatusOr<std::vector<std::vector<Neighbor>>> PartitionedIndex::SearchImpl(
   return results;
 }
 
+void PartitionedIndex::RankCentroids(const float* s, absl::Span<const float> centroid_norms,
+                                     int partitions_to_search,
+                                     std::vector<std::pair<float, uint32_t>>* ranked) const {
+  const size_t num_partitions = partitions_.size();
+  ranked->resize(num_partitions);
+  std::pair<float, uint32_t>* out = ranked->data();
+  // Smaller key is nearer.
+  switch (metric()) {
+    case Metric::kL2:
+      for (size_t c = 0; c < num_partitions; ++c) {
+        out[c] = {centroid_norms[c] - 2.0f * s[c], static_cast<uint32_t>(c)};
+      }
+      break;
+    case Metric::kInnerProduct:
+      for (size_t c = 0; c < num_partitions; ++c) out[c] = {-s[c], static_cast<uint32_t>(c)};
+      break;
+    case Metric::kCosine:
+      for (size_t c = 0; c < num_partitions; ++c) {
+        const float key =
+            centroid_norms[c] > 0.0f ? -s[c] / std::sqrt(centroid_norms[c]) : 0.0f;
+        out[c] = {key, static_cast<uint32_t>(c)};
+      }
+      break;
+  }
+  std::partial_sort(ranked->begin(), ranked->begin() + partitions_to_search, ranked->end());
+}
+
+std::vector<Neighbor> PartitionedIndex::SearchOneInt8(
+    const float* q, const SearchParams& params,
+    absl::Span<const std::pair<float, uint32_t>> probes) const {
+  const int d = dimension();
+  const Metric m = metric();
+  const size_t k = static_cast<size_t>(params.k);
+  SearchScratch& scratch = Scratch();
+
+  // Query in the coded space: unit length under cosine.
+  const float* qv = q;
+  float q_inv = 0.0f;
+  if (m == Metric::kCosine) {
+    q_inv = 1.0f / std::sqrt(SquaredNorm(q, d));
+    scratch.unit_query.resize(d);
+    for (int j = 0; j < d; ++j) scratch.unit_query[j] = q[j] * q_inv;
+    qv = scratch.unit_query.data();
+  }
+  // x.q ~ sum_j c_j (scale_j q_j) + sum_j offset_j q_j; the weights scale_j q_j are
+  // rounded to int16 with one scale chosen so the int32 dot product cannot overflow.
+  const int stride = quantizer_.code_stride();
+  const float* offsets = quantizer_.offsets().data();
+  const float* scales = quantizer_.scales().data();
+  float max_weight = 0.0f;
+  float bias = 0.0f;
+  for (int j = 0; j < d; ++j) {
+    max_weight = std::max(max_weight, std::fabs(scales[j] * qv[j]));
+    bias += offsets[j] * qv[j];
+  }
+  const float weight_scale =
+      max_weight > 0.0f ? static_cast<float>(kernels::MaxQueryWeight(stride)) / max_weight : 0.0f;
+  const float inv_weight_scale = weight_scale > 0.0f ? 1.0f / weight_scale : 0.0f;
+  scratch.weights.assign(stride, 0);
+  for (int j = 0; j < d; ++j) {
+    scratch.weights[j] = static_cast<int16_t>(std::lrint(scales[j] * qv[j] * weight_scale));
+  }
+
+  // Approximate scan: keep the best `reorder` (key, location) in a bounded max-heap.
+  int reorder = params.reorder_k > 0 ? params.reorder_k : options().reorder_k;
+  if (reorder <= 0) reorder = kDefaultReorderFactor * params.k;
+  const size_t keep = std::max(static_cast<size_t>(reorder), k);
+  auto& heap = scratch.candidates;
+  heap.clear();
+  float threshold = std::numeric_limits<float>::infinity();
+  for (const auto& probe : probes) {
+    const uint32_t p = probe.second;
+    const CodeRows& codes = codes_[p];
+    const size_t n = codes.size();
+    if (n == 0) continue;
+    if (scratch.code_dots.size() < n) scratch.code_dots.resize(n);
+    int32_t* dots = scratch.code_dots.data();
+    kernels::DotU8I16Batch(codes.data(), static_cast<size_t>(stride), n,
+                           scratch.weights.data(), stride, dots);
+    const float* norms = partitions_[p].squared_norms().data();
+    const uint64_t base = static_cast<uint64_t>(p) << 32;
+    for (size_t r = 0; r < n; ++r) {
+      const float dot = static_cast<float>(dots[r]) * inv_weight_scale + bias;
+      const float key = m == Metric::kL2 ? norms[r] - 2.0f * dot : -dot;
+      if (heap.size() < keep) {
+        heap.emplace_back(key, base | r);
+        std::push_heap(heap.begin(), heap.end());
+        if (heap.size() == keep) threshold = heap.front().first;
+      } else if (key < threshold) {
+        std::pop_heap(heap.begin(), heap.end());
+        heap.back() = {key, base | r};
+        std::push_heap(heap.begin(), heap.end());
+        threshold = heap.front().first;
+      }
+    }
+  }
+
+  // Exact reorder with the float rows.
+  TopK top(k, std::min(k, heap.size()));
+  for (const auto& [approx, where] : heap) {
+    const VectorRows& rows = partitions_[where >> 32];
+    const size_t r = static_cast<uint32_t>(where);
+    const float* x = rows.row(r);
+    float key;
+    switch (m) {
+      case Metric::kL2:
+        key = L2Sqr(q, x, d);
+        break;
+      case Metric::kInnerProduct:
+        key = -Dot(q, x, d);
+        break;
+      case Metric::kCosine:
+      default: {
+        const float xn = rows.squared_norm(r);
+        key = xn > 0.0f ? -(Dot(q, x, d) * q_inv / std::sqrt(xn)) : -0.0f;
+        break;
+      }
+    }
+    if (key <= top.threshold()) top.Push(key, rows.id(r));
+  }
+  return top.Finish(/*negate=*/HigherIsNearer(m));
+}
+
 absl::Status PartitionedIndex::SearchRange(absl::Span<const float> queries,
                                            const SearchParams& params, int partitions_to_search,
                                            absl::Span<const float> centroid_norms, size_t begin,
@@ -278,46 +450,42 @@ absl::Status PartitionedIndex::SearchRange(absl::Span<const float> queries,
   const size_t num_partitions = partitions_.size();
   const size_t k = static_cast<size_t>(params.k);
   const size_t block = std::min(kQueryBlock, end - begin);
-  std::vector<float> dots(block * num_partitions);
-  std::vector<std::pair<float, uint32_t>> ranked(num_partitions);
+  const bool int8_scan = uses_codes() && p == d;
+  const kernels::FloatKernelFn dot_kernel = kernels::DotFor(kernels::ActivePath());
+  SearchScratch& scratch = Scratch();
+  if (scratch.dots.size() < block * num_partitions) scratch.dots.resize(block * num_partitions);
 
   for (size_t qb = begin; qb < end; qb += block) {
     const size_t nq = std::min(block, end - qb);
     const float* q_block = queries.data() + qb * d;
+    float* dots = scratch.dots.data();
     // Query-centroid dot products over the prefix.
     if (nq >= kMinGemmQueries) {
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(nq),
                   static_cast<int>(num_partitions), p, 1.0f, q_block, d, centroids_.data(), d,
-                  0.0f, dots.data(), static_cast<int>(num_partitions));
+                  0.0f, dots, static_cast<int>(num_partitions));
     } else {
       for (size_t i = 0; i < nq; ++i) {
         for (size_t c = 0; c < num_partitions; ++c) {
-          dots[i * num_partitions + c] = Dot(q_block + i * d, centroids_.data() + c * d, p);
+          dots[i * num_partitions + c] = dot_kernel(q_block + i * d, centroids_.data() + c * d, p);
         }
       }
     }
     for (size_t i = 0; i < nq; ++i) {
       RETURN_IF_ERROR(CheckInterrupted(params));
       const float* q = q_block + i * d;
-      const float* s = dots.data() + i * num_partitions;
-      // Rank centroids: smaller key is nearer.
-      for (size_t c = 0; c < num_partitions; ++c) {
-        float key;
-        switch (m) {
-          case Metric::kL2:
-            key = centroid_norms[c] - 2.0f * s[c];
-            break;
-          case Metric::kInnerProduct:
-            key = -s[c];
-            break;
-          case Metric::kCosine:
-          default:
-            key = centroid_norms[c] > 0.0f ? -s[c] / std::sqrt(centroid_norms[c]) : 0.0f;
-            break;
+      RankCentroids(dots + i * num_partitions, centroid_norms, partitions_to_search,
+                    &scratch.ranked);
+      const auto& ranked = scratch.ranked;
+      if (int8_scan) {
+        if (params.deadline != absl::InfiniteFuture() || params.cancelled) {
+          // Checked once per query here (the scan of a few partitions is short).
+          RETURN_IF_ERROR(CheckInterrupted(params));
         }
-        ranked[c] = {key, static_cast<uint32_t>(c)};
+        (*results)[qb + i] = SearchOneInt8(
+            q, params, absl::MakeConstSpan(ranked.data(), partitions_to_search));
+        continue;
       }
-      std::partial_sort(ranked.begin(), ranked.begin() + partitions_to_search, ranked.end());
 
       const float q_inv = m == Metric::kCosine ? 1.0f / std::sqrt(SquaredNorm(q, p)) : 0.0f;
       TopK heap(k, size_);
@@ -366,6 +534,10 @@ absl::Status PartitionedIndex::SerializeImpl(std::string* out) const {
   ByteWriter writer(out);
   writer.Put<uint32_t>(static_cast<uint32_t>(partitions_.size()));
   if (built_) writer.PutArray(centroids_.data(), centroids_.size());
+  if (built_ && options().code_type == CodeType::kInt8) {
+    writer.PutArray(quantizer_.offsets().data(), quantizer_.offsets().size());
+    writer.PutArray(quantizer_.scales().data(), quantizer_.scales().size());
+  }
   for (const VectorRows& rows : partitions_) {
     writer.Put<uint64_t>(rows.size());
     writer.PutArray(rows.ids().data(), rows.size());
@@ -396,6 +568,23 @@ absl::StatusOr<std::unique_ptr<PartitionedIndex>> PartitionedIndex::Deserialize(
     for (uint32_t b = 0; b < blocks; ++b) {
       index->partitions_.emplace_back(d, VectorRows::PaddedStride(d));
     }
+    if (options.code_type == CodeType::kInt8) {
+      RETURN_IF_ERROR(reader.CheckAvailable(2 * static_cast<uint64_t>(d), sizeof(float)));
+      std::vector<float> offsets(d), scales(d);
+      RETURN_IF_ERROR(reader.GetArray(offsets.data(), d));
+      RETURN_IF_ERROR(reader.GetArray(scales.data(), d));
+      for (int j = 0; j < d; ++j) {
+        if (!std::isfinite(offsets[j]) || !std::isfinite(scales[j]) || !(scales[j] > 0.0f)) {
+          return absl::DataLossError(absl::StrCat(
+              "snapshot is corrupt: quantizer dimension ", j, " has offset ", offsets[j],
+              " and scale ", scales[j], "; expected finite values and a positive scale"));
+        }
+      }
+      index->quantizer_ = ScalarQuantizer(std::move(offsets), std::move(scales));
+      for (uint32_t b = 0; b < blocks; ++b) {
+        index->codes_.emplace_back(index->quantizer_.code_stride());
+      }
+    }
     index->built_ = true;
     index->build_seconds_ = build_seconds;
   }
@@ -407,6 +596,7 @@ absl::StatusOr<std::unique_ptr<PartitionedIndex>> PartitionedIndex::Deserialize(
     std::vector<DatapointId> ids(count);
     RETURN_IF_ERROR(reader.GetArray(ids.data(), count));
     index->partitions_[b].Reserve(count);
+    if (!index->codes_.empty()) index->codes_[b].Reserve(count);
     for (uint64_t r = 0; r < count; ++r) {
       RETURN_IF_ERROR(reader.GetArray(vector.data(), d));
       if (index->location_of_.contains(ids[r])) {

@@ -10,6 +10,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "index/index.h"
 #include "index/persistence.h"
+#include "index/scalar_quantizer.h"
 #include "index/vector_rows.h"
 
 namespace nestor {
@@ -39,7 +40,22 @@ namespace nestor {
 // re-normalized), scan the best partitions_to_search partitions (0: the index default;
 // clamped to num_partitions) with the kernels of index/distance.h on the same prefix
 // (Matryoshka prefixes, Kusupati et al. 2022; cosine re-normalizes both prefixes), and
-// keep the top k in a bounded heap, ties broken by the smaller id. A batch is split over
+// keep the top k in a bounded heap, ties broken by the smaller id.
+//
+// int8 codes (IndexOptions.code_type = kInt8). Build() also trains a per-dimension
+// scalar quantizer (index/scalar_quantizer.h) on the training sample (normalized under
+// cosine) and stores, beside each partition's float rows, one 64-byte-aligned code row
+// per vector (of the normalized vector under cosine; later upserts are clamped into the
+// trained range). A full-dimension query then scores centroids, scans the probed
+// partitions' codes with integer SIMD kernels (index/kernels/simd.h: the per-query weights
+// scale_j * q_j are rounded to int16 with one per-query scale; u8 x i16 -> i32 dot
+// products), approximates L2 as ||x||^2 - 2 x.q (exact float norms), inner product and
+// cosine as x.q, keeps the best reorder_k candidates (SearchParams.reorder_k, else
+// IndexOptions.reorder_k, else kDefaultReorderFactor * k; never below k) and re-scores
+// them exactly with the float rows ("reorder"). Prefix queries (prefix_dim < dimension)
+// use the float scan for now. The float rows are kept for reorder, GetVector and Save.
+//
+// A batch is split over
 // SearchParams.num_threads threads. Deadline and cancellation are checked between
 // queries and between partitions.
 //
@@ -75,7 +91,9 @@ class PartitionedIndex : public Index {
   absl::StatusOr<std::vector<float>> GetVectorImpl(DatapointId id) const override
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // Body: u32 block count (1 staging store if unbuilt, num_partitions if built); if built,
-  // num_partitions*dimension f32 centroids; then per block u64 count, count u64 ids,
+  // num_partitions*dimension f32 centroids, and with int8 codes dimension f32 quantizer
+  // offsets and dimension f32 scales (codes themselves are re-encoded on load); then per
+  // block u64 count, count u64 ids,
   // count*dimension f32 vectors (row order preserved).
   absl::Status SerializeImpl(std::string* out) const override ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
@@ -105,6 +123,25 @@ class PartitionedIndex : public Index {
                            std::vector<std::vector<Neighbor>>* results) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
+  // The int8 scan of one full-dimension query `q` over the partitions `probes`, then the
+  // exact reorder; see class comment. Returns the top k, nearest first.
+  std::vector<Neighbor> SearchOneInt8(const float* q, const SearchParams& params,
+                                      absl::Span<const std::pair<float, uint32_t>> probes) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Ranks centroids by the query-centroid dot products `s` into `ranked`, nearest first
+  // over its first `partitions_to_search` entries.
+  void RankCentroids(const float* s, absl::Span<const float> centroid_norms,
+                     int partitions_to_search,
+                     std::vector<std::pair<float, uint32_t>>* ranked) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Appends the code of `vector` (normalized first under cosine) to partition `p`, or
+  // overwrites row `row` when it is not npos.
+  void EncodeInto(uint32_t p, size_t row, const float* vector)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool uses_codes() const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    return built_ && options().code_type == CodeType::kInt8;
+  }
+
   bool built_ ABSL_GUARDED_BY(mu_) = false;
   double build_seconds_ ABSL_GUARDED_BY(mu_) = 0.0;
   // Unbuilt: one staging store. Built: num_partitions stores.
@@ -112,6 +149,10 @@ class PartitionedIndex : public Index {
   // Built: num_partitions x dimension, row-major (unit rows under cosine).
   std::vector<float> centroids_ ABSL_GUARDED_BY(mu_);
   std::vector<float> centroid_norms_ ABSL_GUARDED_BY(mu_);  // squared, full dimension
+  // Built with kInt8 codes: the quantizer and one CodeRows per partition, rows in step
+  // with partitions_. Empty otherwise.
+  ScalarQuantizer quantizer_ ABSL_GUARDED_BY(mu_);
+  std::vector<CodeRows> codes_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<DatapointId, Location> location_of_ ABSL_GUARDED_BY(mu_);
   size_t size_ ABSL_GUARDED_BY(mu_) = 0;
 };

@@ -95,7 +95,8 @@ void BeginSnapshot(std::string* out) {
 
 void FinishSnapshot(std::string* out) { ByteWriter(out).Put<uint32_t>(Crc32(*out)); }
 
-absl::StatusOr<absl::string_view> VerifySnapshot(absl::string_view file) {
+absl::StatusOr<absl::string_view> VerifySnapshot(absl::string_view file,
+                                                 uint32_t* version_out) {
   if (file.size() < kPreambleBytes + kCrcBytes) {
     return absl::DataLossError(absl::StrCat("snapshot is truncated: ", file.size(),
                                             " bytes, a valid one has at least ",
@@ -107,10 +108,12 @@ absl::StatusOr<absl::string_view> VerifySnapshot(absl::string_view file) {
   }
   uint32_t version = 0;
   std::memcpy(&version, file.data() + kSnapshotMagic.size(), sizeof(version));
-  if (version != kFormatVersion) {
+  if (version < kMinFormatVersion || version > kFormatVersion) {
     return absl::DataLossError(absl::StrCat("unknown snapshot format version ", version,
-                                            "; this build reads version ", kFormatVersion));
+                                            "; this build reads versions ", kMinFormatVersion,
+                                            " to ", kFormatVersion));
   }
+  if (version_out != nullptr) *version_out = version;
   uint32_t stored_crc = 0;
   std::memcpy(&stored_crc, file.data() + file.size() - kCrcBytes, sizeof(stored_crc));
   const uint32_t actual_crc = Crc32(file.substr(0, file.size() - kCrcBytes));
@@ -132,11 +135,13 @@ void WriteSnapshotHeader(const SnapshotHeader& header, ByteWriter& writer) {
   writer.Put<int32_t>(o.training_iterations);
   writer.Put<uint64_t>(o.seed);
   writer.Put<int32_t>(o.max_training_points_per_partition);
+  writer.Put<int32_t>(static_cast<int32_t>(o.code_type));
+  writer.Put<int32_t>(o.reorder_k);
   writer.Put<uint8_t>(header.built ? 1 : 0);
   writer.Put<double>(header.build_seconds);
 }
 
-absl::StatusOr<SnapshotHeader> ReadSnapshotHeader(ByteReader& reader) {
+absl::StatusOr<SnapshotHeader> ReadSnapshotHeader(ByteReader& reader, uint32_t version) {
   SnapshotHeader header;
   uint32_t kind = 0;
   int32_t metric = 0;
@@ -150,6 +155,19 @@ absl::StatusOr<SnapshotHeader> ReadSnapshotHeader(ByteReader& reader) {
   RETURN_IF_ERROR(reader.Get(&o.training_iterations));
   RETURN_IF_ERROR(reader.Get(&o.seed));
   RETURN_IF_ERROR(reader.Get(&o.max_training_points_per_partition));
+  if (version >= 2) {
+    int32_t code_type = 0;
+    RETURN_IF_ERROR(reader.Get(&code_type));
+    RETURN_IF_ERROR(reader.Get(&o.reorder_k));
+    if (code_type != static_cast<int32_t>(CodeType::kFloat) &&
+        code_type != static_cast<int32_t>(CodeType::kInt8)) {
+      return absl::DataLossError(absl::StrCat("snapshot has unknown code type ", code_type));
+    }
+    o.code_type = static_cast<CodeType>(code_type);
+  } else {
+    o.code_type = CodeType::kFloat;
+    o.reorder_k = 0;
+  }
   RETURN_IF_ERROR(reader.Get(&built));
   RETURN_IF_ERROR(reader.Get(&header.build_seconds));
   if (kind != static_cast<uint32_t>(SnapshotKind::kExact) &&

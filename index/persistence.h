@@ -3,7 +3,7 @@
 // One file per snapshot, `<directory>/index.nestor`, little-endian:
 //
 //   magic            8 bytes  "NESTORIX"
-//   format_version   u32      kFormatVersion (1)
+//   format_version   u32      kFormatVersion (2; version 1 files still load)
 //   kind             u32      SnapshotKind
 //   dimension        i32      ┐
 //   metric           i32      │
@@ -11,7 +11,9 @@
 //   default_pts      i32      │
 //   training_iters   i32      │
 //   seed             u64      │
-//   max_train_pts    i32      ┘
+//   max_train_pts    i32      │
+//   code_type        i32      │ (version >= 2; version 1 means kFloat)
+//   reorder_k        i32      ┘ (version >= 2; version 1 means 0)
 //   built            u8
 //   build_seconds    f64
 //   body             kind-specific (ExactIndex / PartitionedIndex ::SerializeImpl)
@@ -36,7 +38,9 @@
 namespace nestor {
 
 inline constexpr absl::string_view kSnapshotMagic = "NESTORIX";
-inline constexpr uint32_t kFormatVersion = 1;
+inline constexpr uint32_t kFormatVersion = 2;
+// Oldest version this build reads.
+inline constexpr uint32_t kMinFormatVersion = 1;
 inline constexpr absl::string_view kSnapshotFileName = "index.nestor";
 
 enum class SnapshotKind : uint32_t {
@@ -114,7 +118,8 @@ class ByteReader {
 void WriteSnapshotHeader(const SnapshotHeader& header, ByteWriter& writer);
 // Reads the common header (after the caller checked magic, version and CRC through
 // VerifySnapshot). DATA_LOSS on truncation or invalid values.
-absl::StatusOr<SnapshotHeader> ReadSnapshotHeader(ByteReader& reader);
+// `version` is the file's format version (from VerifySnapshot).
+absl::StatusOr<SnapshotHeader> ReadSnapshotHeader(ByteReader& reader, uint32_t version);
 
 // Starts a snapshot: magic and format version.
 void BeginSnapshot(std::string* out);
@@ -122,7 +127,10 @@ void BeginSnapshot(std::string* out);
 void FinishSnapshot(std::string* out);
 // Checks length, magic, version and CRC of a whole file. Returns the bytes between the
 // version and the CRC (header fields + body) or DATA_LOSS saying what is wrong.
-absl::StatusOr<absl::string_view> VerifySnapshot(absl::string_view file);
+// Versions kMinFormatVersion..kFormatVersion are accepted; `version` (if not null)
+// receives the file's.
+absl::StatusOr<absl::string_view> VerifySnapshot(absl::string_view file,
+                                                 uint32_t* version = nullptr);
 
 // zlib CRC32 of `data`.
 uint32_t Crc32(absl::string_view data);

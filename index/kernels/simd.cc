@@ -1,0 +1,363 @@
+#include "index/kernels/simd.h"
+
+#include <cstdlib>
+#include <cstring>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define NESTOR_X86 1
+// GCC 12's AVX-512 headers build casts and extracts from _mm256_undefined_*(), which
+// -Wuninitialized reports inside every caller; the values are never read.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#else
+#define NESTOR_X86 0
+#endif
+
+namespace nestor::kernels {
+namespace {
+
+// ------------------------------------------------------------------------ portable
+int32_t DotU8I16Portable(const uint8_t* codes, const int16_t* query, int n) {
+  int32_t sum = 0;
+  for (int j = 0; j < n; ++j) sum += static_cast<int32_t>(codes[j]) * query[j];
+  return sum;
+}
+
+void DotU8I16BatchPortable(const uint8_t* codes, size_t stride, size_t count,
+                           const int16_t* query, int n, int32_t* out) {
+  for (size_t r = 0; r < count; ++r) out[r] = DotU8I16Portable(codes + r * stride, query, n);
+}
+
+constexpr int kLanes = 16;
+
+float DotPortable(const float* a, const float* b, int d) {
+  float acc[kLanes] = {};
+  int i = 0;
+  for (; i + kLanes <= d; i += kLanes) {
+    for (int j = 0; j < kLanes; ++j) acc[j] += a[i + j] * b[i + j];
+  }
+  float tail = 0.0f;
+  for (; i < d; ++i) tail += a[i] * b[i];
+  float sum = 0.0f;
+  for (int j = 0; j < kLanes; ++j) sum += acc[j];
+  return sum + tail;
+}
+
+float L2SqrPortable(const float* a, const float* b, int d) {
+  float acc[kLanes] = {};
+  int i = 0;
+  for (; i + kLanes <= d; i += kLanes) {
+    for (int j = 0; j < kLanes; ++j) {
+      const float diff = a[i + j] - b[i + j];
+      acc[j] += diff * diff;
+    }
+  }
+  float tail = 0.0f;
+  for (; i < d; ++i) {
+    const float diff = a[i] - b[i];
+    tail += diff * diff;
+  }
+  float sum = 0.0f;
+  for (int j = 0; j < kLanes; ++j) sum += acc[j];
+  return sum + tail;
+}
+
+#if NESTOR_X86
+// -------------------------------------------------------------------------- AVX2
+#define NESTOR_AVX2 __attribute__((target("avx2,fma")))
+
+NESTOR_AVX2 inline int32_t HSum256(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+  return _mm_cvtsi128_si32(s);
+}
+
+NESTOR_AVX2 int32_t DotU8I16Avx2(const uint8_t* codes, const int16_t* query, int n) {
+  __m256i acc0 = _mm256_setzero_si256();
+  __m256i acc1 = _mm256_setzero_si256();
+  int j = 0;
+  for (; j + 32 <= n; j += 32) {
+    const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + j));
+    const __m256i lo = _mm256_cvtepu8_epi16(_mm256_castsi256_si128(c));
+    const __m256i hi = _mm256_cvtepu8_epi16(_mm256_extracti128_si256(c, 1));
+    acc0 = _mm256_add_epi32(
+        acc0, _mm256_madd_epi16(lo, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(query + j))));
+    acc1 = _mm256_add_epi32(
+        acc1,
+        _mm256_madd_epi16(hi, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(query + j + 16))));
+  }
+  for (; j + 16 <= n; j += 16) {
+    const __m256i lo =
+        _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(codes + j)));
+    acc0 = _mm256_add_epi32(
+        acc0, _mm256_madd_epi16(lo, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(query + j))));
+  }
+  int32_t sum = HSum256(_mm256_add_epi32(acc0, acc1));
+  for (; j < n; ++j) sum += static_cast<int32_t>(codes[j]) * query[j];
+  return sum;
+}
+
+NESTOR_AVX2 void DotU8I16BatchAvx2(const uint8_t* codes, size_t stride, size_t count,
+                                   const int16_t* query, int n, int32_t* out) {
+  for (size_t r = 0; r < count; ++r) out[r] = DotU8I16Avx2(codes + r * stride, query, n);
+}
+
+NESTOR_AVX2 inline float HSum256f(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+NESTOR_AVX2 float DotAvx2(const float* a, const float* b, int d) {
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  int i = 0;
+  for (; i + 16 <= d; i += 16) {
+    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
+  }
+  float sum = HSum256f(_mm256_add_ps(acc0, acc1));
+  for (; i < d; ++i) sum += a[i] * b[i];
+  return sum;
+}
+
+NESTOR_AVX2 float L2SqrAvx2(const float* a, const float* b, int d) {
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  int i = 0;
+  for (; i + 16 <= d; i += 16) {
+    const __m256 d0 = _mm256_sub_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i));
+    const __m256 d1 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8));
+    acc0 = _mm256_fmadd_ps(d0, d0, acc0);
+    acc1 = _mm256_fmadd_ps(d1, d1, acc1);
+  }
+  float sum = HSum256f(_mm256_add_ps(acc0, acc1));
+  for (; i < d; ++i) {
+    const float diff = a[i] - b[i];
+    sum += diff * diff;
+  }
+  return sum;
+}
+
+// ------------------------------------------------------------------------ AVX-512
+#define NESTOR_AVX512 __attribute__((target("avx512f,avx512bw")))
+
+// Horizontal sums (GCC 12's _mm512_reduce_add_* warn about an undefined register).
+NESTOR_AVX512 inline int32_t HSum512(__m512i v) {
+  const __m256i s = _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_maskz_extracti64x4_epi64(0xFF, v, 1));
+  return HSum256(s);
+}
+NESTOR_AVX512 inline float HSum512f(__m512 v) {
+  const __m512 folded = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, 0x4E));
+  const __m256 s = _mm512_castps512_ps256(folded);
+  return HSum256f(s);
+}
+
+NESTOR_AVX512 int32_t DotU8I16Avx512(const uint8_t* codes, const int16_t* query, int n) {
+  __m512i acc0 = _mm512_setzero_si512();
+  __m512i acc1 = _mm512_setzero_si512();
+  int j = 0;
+  for (; j + 64 <= n; j += 64) {
+    const __m512i c0 =
+        _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + j)));
+    const __m512i c1 =
+        _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + j + 32)));
+    acc0 = _mm512_add_epi32(acc0, _mm512_madd_epi16(c0, _mm512_loadu_si512(query + j)));
+    acc1 = _mm512_add_epi32(acc1, _mm512_madd_epi16(c1, _mm512_loadu_si512(query + j + 32)));
+  }
+  for (; j < n; j += 32) {
+    const int left = n - j;
+    const __mmask32 m = left >= 32 ? ~__mmask32{0} : ((__mmask32{1} << left) - 1);
+    const __m512i c = _mm512_cvtepu8_epi16(
+        _mm512_castsi512_si256(_mm512_maskz_loadu_epi8(__mmask64{m}, codes + j)));
+    const __m512i q = _mm512_maskz_loadu_epi16(m, query + j);
+    acc0 = _mm512_add_epi32(acc0, _mm512_madd_epi16(c, q));
+  }
+  return HSum512(_mm512_add_epi32(acc0, acc1));
+}
+
+// Four rows per pass share each query load.
+NESTOR_AVX512 void DotU8I16BatchAvx512(const uint8_t* codes, size_t stride, size_t count,
+                                       const int16_t* query, int n, int32_t* out) {
+  size_t r = 0;
+  if (n % 32 == 0) {
+    for (; r + 4 <= count; r += 4) {
+      const uint8_t* c0 = codes + r * stride;
+      const uint8_t* c1 = c0 + stride;
+      const uint8_t* c2 = c1 + stride;
+      const uint8_t* c3 = c2 + stride;
+      __m512i a0 = _mm512_setzero_si512(), a1 = _mm512_setzero_si512();
+      __m512i a2 = _mm512_setzero_si512(), a3 = _mm512_setzero_si512();
+      for (int j = 0; j < n; j += 32) {
+        const __m512i q = _mm512_loadu_si512(query + j);
+        a0 = _mm512_add_epi32(a0, _mm512_madd_epi16(_mm512_cvtepu8_epi16(_mm256_loadu_si256(
+                                                         reinterpret_cast<const __m256i*>(c0 + j))),
+                                                     q));
+        a1 = _mm512_add_epi32(a1, _mm512_madd_epi16(_mm512_cvtepu8_epi16(_mm256_loadu_si256(
+                                                         reinterpret_cast<const __m256i*>(c1 + j))),
+                                                     q));
+        a2 = _mm512_add_epi32(a2, _mm512_madd_epi16(_mm512_cvtepu8_epi16(_mm256_loadu_si256(
+                                                         reinterpret_cast<const __m256i*>(c2 + j))),
+                                                     q));
+        a3 = _mm512_add_epi32(a3, _mm512_madd_epi16(_mm512_cvtepu8_epi16(_mm256_loadu_si256(
+                                                         reinterpret_cast<const __m256i*>(c3 + j))),
+                                                     q));
+      }
+      out[r] = HSum512(a0);
+      out[r + 1] = HSum512(a1);
+      out[r + 2] = HSum512(a2);
+      out[r + 3] = HSum512(a3);
+    }
+  }
+  for (; r < count; ++r) out[r] = DotU8I16Avx512(codes + r * stride, query, n);
+}
+
+NESTOR_AVX512 float DotAvx512(const float* a, const float* b, int d) {
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+  int i = 0;
+  for (; i + 32 <= d; i += 32) {
+    acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc0);
+    acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), acc1);
+  }
+  if (i < d) {
+    const int left = d - i;
+    const __mmask16 m0 = left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1);
+    acc0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m0, a + i), _mm512_maskz_loadu_ps(m0, b + i), acc0);
+    if (left > 16) {
+      const __mmask16 m1 = __mmask16((1u << (left - 16)) - 1);
+      acc1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m1, a + i + 16),
+                             _mm512_maskz_loadu_ps(m1, b + i + 16), acc1);
+    }
+  }
+  return HSum512f(_mm512_add_ps(acc0, acc1));
+}
+
+NESTOR_AVX512 float L2SqrAvx512(const float* a, const float* b, int d) {
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+  int i = 0;
+  for (; i + 32 <= d; i += 32) {
+    const __m512 d0 = _mm512_sub_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i));
+    const __m512 d1 = _mm512_sub_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16));
+    acc0 = _mm512_fmadd_ps(d0, d0, acc0);
+    acc1 = _mm512_fmadd_ps(d1, d1, acc1);
+  }
+  if (i < d) {
+    const int left = d - i;
+    const __mmask16 m0 = left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1);
+    const __m512 d0 =
+        _mm512_sub_ps(_mm512_maskz_loadu_ps(m0, a + i), _mm512_maskz_loadu_ps(m0, b + i));
+    acc0 = _mm512_fmadd_ps(d0, d0, acc0);
+    if (left > 16) {
+      const __mmask16 m1 = __mmask16((1u << (left - 16)) - 1);
+      const __m512 d1 = _mm512_sub_ps(_mm512_maskz_loadu_ps(m1, a + i + 16),
+                                      _mm512_maskz_loadu_ps(m1, b + i + 16));
+      acc1 = _mm512_fmadd_ps(d1, d1, acc1);
+    }
+  }
+  return HSum512f(_mm512_add_ps(acc0, acc1));
+}
+#endif  // NESTOR_X86
+
+SimdPath DetectBest() {
+#if NESTOR_X86
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")) {
+    return SimdPath::kAvx512;
+  }
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return SimdPath::kAvx2;
+#endif
+  return SimdPath::kPortable;
+}
+
+SimdPath DetectActive() {
+  SimdPath best = BestSupportedPath();
+  const char* env = std::getenv("NESTOR_SIMD");
+  if (env == nullptr) return best;
+  SimdPath wanted = best;
+  if (std::strcmp(env, "portable") == 0) wanted = SimdPath::kPortable;
+  if (std::strcmp(env, "avx2") == 0) wanted = SimdPath::kAvx2;
+  if (std::strcmp(env, "avx512") == 0) wanted = SimdPath::kAvx512;
+  return static_cast<int>(wanted) < static_cast<int>(best) ? wanted : best;
+}
+
+}  // namespace
+
+const char* SimdPathName(SimdPath path) {
+  switch (path) {
+    case SimdPath::kPortable:
+      return "portable";
+    case SimdPath::kAvx2:
+      return "avx2";
+    case SimdPath::kAvx512:
+      return "avx512";
+  }
+  return "unknown";
+}
+
+SimdPath BestSupportedPath() {
+  static const SimdPath best = DetectBest();
+  return best;
+}
+
+std::vector<SimdPath> SupportedPaths() {
+  std::vector<SimdPath> paths;
+  for (int p = 0; p <= static_cast<int>(BestSupportedPath()); ++p) {
+    paths.push_back(static_cast<SimdPath>(p));
+  }
+  return paths;
+}
+
+SimdPath ActivePath() {
+  static const SimdPath active = DetectActive();
+  return active;
+}
+
+DotU8I16Fn DotU8I16For(SimdPath path) {
+#if NESTOR_X86
+  if (path == SimdPath::kAvx512) return DotU8I16Avx512;
+  if (path == SimdPath::kAvx2) return DotU8I16Avx2;
+#endif
+  (void)path;
+  return DotU8I16Portable;
+}
+
+DotU8I16BatchFn DotU8I16BatchFor(SimdPath path) {
+#if NESTOR_X86
+  if (path == SimdPath::kAvx512) return DotU8I16BatchAvx512;
+  if (path == SimdPath::kAvx2) return DotU8I16BatchAvx2;
+#endif
+  (void)path;
+  return DotU8I16BatchPortable;
+}
+
+FloatKernelFn DotFor(SimdPath path) {
+#if NESTOR_X86
+  if (path == SimdPath::kAvx512) return DotAvx512;
+  if (path == SimdPath::kAvx2) return DotAvx2;
+#endif
+  (void)path;
+  return DotPortable;
+}
+
+FloatKernelFn L2SqrFor(SimdPath path) {
+#if NESTOR_X86
+  if (path == SimdPath::kAvx512) return L2SqrAvx512;
+  if (path == SimdPath::kAvx2) return L2SqrAvx2;
+#endif
+  (void)path;
+  return L2SqrPortable;
+}
+
+int32_t DotU8I16(const uint8_t* codes, const int16_t* query, int n) {
+  static const DotU8I16Fn fn = DotU8I16For(ActivePath());
+  return fn(codes, query, n);
+}
+
+void DotU8I16Batch(const uint8_t* codes, size_t stride, size_t count, const int16_t* query,
+                   int n, int32_t* out) {
+  static const DotU8I16BatchFn fn = DotU8I16BatchFor(ActivePath());
+  fn(codes, stride, count, query, n, out);
+}
+
+}  // namespace nestor::kernels

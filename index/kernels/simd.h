@@ -1,0 +1,61 @@
+// SIMD kernels chosen once at run time: AVX-512 (F+BW), AVX2 (+FMA) or portable C++.
+//
+// Each path is compiled with a per-function `__attribute__((target(...)))`, never a
+// global -march, so one binary runs on any x86-64 CPU (and the portable path on any CPU).
+// The active path is picked on first use with __builtin_cpu_supports; the environment
+// variable NESTOR_SIMD=portable|avx2|avx512 forces a lower path (a request above what the
+// CPU supports is clamped down to the best supported one).
+#ifndef NESTOR_INDEX_KERNELS_SIMD_H_
+#define NESTOR_INDEX_KERNELS_SIMD_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace nestor::kernels {
+
+enum class SimdPath : int { kPortable = 0, kAvx2 = 1, kAvx512 = 2 };
+
+// "portable", "avx2", "avx512".
+const char* SimdPathName(SimdPath path);
+// The best path this CPU supports.
+SimdPath BestSupportedPath();
+// Paths this CPU supports, portable first.
+std::vector<SimdPath> SupportedPaths();
+// The path in use: BestSupportedPath() clamped by NESTOR_SIMD (read once).
+SimdPath ActivePath();
+inline const char* ActivePathName() { return SimdPathName(ActivePath()); }
+
+// Integer dot product sum_j codes[j] * query[j] of `n` >= 0 entries: unsigned 8-bit
+// codes times signed 16-bit query weights, accumulated in int32. The caller keeps
+// n * 255 * max|query| below 2^31 (see MaxQueryWeight), so every path returns the same
+// integer, bit for bit.
+using DotU8I16Fn = int32_t (*)(const uint8_t* codes, const int16_t* query, int n);
+// The kernel of `path` (must be supported by the CPU) or of the active path.
+DotU8I16Fn DotU8I16For(SimdPath path);
+int32_t DotU8I16(const uint8_t* codes, const int16_t* query, int n);
+
+// Scores `count` code rows spaced `stride` bytes apart against one query of `n` weights:
+// out[r] = DotU8I16(codes + r * stride, query, n). Requires n % 64 == 0 and 64-byte
+// aligned rows for the wide paths' aligned loads to be fastest (not for correctness).
+using DotU8I16BatchFn = void (*)(const uint8_t* codes, size_t stride, size_t count,
+                                 const int16_t* query, int n, int32_t* out);
+DotU8I16BatchFn DotU8I16BatchFor(SimdPath path);
+void DotU8I16Batch(const uint8_t* codes, size_t stride, size_t count, const int16_t* query,
+                   int n, int32_t* out);
+
+// Largest |query weight| that keeps DotU8I16 of `n` entries inside int32.
+inline int MaxQueryWeight(int n) {
+  const int64_t bound = (int64_t{1} << 31) - 1;
+  const int64_t w = bound / (int64_t{255} * (n > 0 ? n : 1));
+  return static_cast<int>(w < 32767 ? w : 32767);
+}
+
+// Float kernels of `path` (the index/distance.h functions use the active path).
+using FloatKernelFn = float (*)(const float* a, const float* b, int d);
+FloatKernelFn DotFor(SimdPath path);
+FloatKernelFn L2SqrFor(SimdPath path);
+
+}  // namespace nestor::kernels
+
+#endif  // NESTOR_INDEX_KERNELS_SIMD_H_

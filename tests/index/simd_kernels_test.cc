@@ -1,0 +1,110 @@
+// Every SIMD path the CPU supports against the portable path (index/kernels/simd.h).
+#include "index/kernels/simd.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace nestor::kernels {
+namespace {
+
+constexpr int kLengths[] = {1, 7, 63, 64, 65, 784, 1000};
+
+// Codes 0..255 and weights spanning the full range allowed for `n` (extremes included),
+// so a path that overflowed or dropped a tail element would differ.
+void RandomCodes(int n, uint64_t seed, std::vector<uint8_t>* codes,
+                 std::vector<int16_t>* weights) {
+  std::mt19937_64 rng(seed);
+  const int w = MaxQueryWeight(n);
+  std::uniform_int_distribution<int> code(0, 255), weight(-w, w);
+  codes->resize(n);
+  weights->resize(n);
+  for (int j = 0; j < n; ++j) {
+    (*codes)[j] = static_cast<uint8_t>(code(rng));
+    (*weights)[j] = static_cast<int16_t>(weight(rng));
+  }
+  (*codes)[n - 1] = 255;  // the tail counts
+  (*weights)[n - 1] = static_cast<int16_t>(-w);
+}
+
+TEST(SimdKernelsTest, PathsAreNamedAndTheActiveOneIsSupported) {
+  const std::vector<SimdPath> paths = SupportedPaths();
+  ASSERT_FALSE(paths.empty());
+  EXPECT_EQ(paths.front(), SimdPath::kPortable);
+  EXPECT_EQ(paths.back(), BestSupportedPath());
+  EXPECT_LE(static_cast<int>(ActivePath()), static_cast<int>(BestSupportedPath()));
+  EXPECT_STREQ(SimdPathName(SimdPath::kPortable), "portable");
+  EXPECT_STREQ(SimdPathName(SimdPath::kAvx2), "avx2");
+  EXPECT_STREQ(SimdPathName(SimdPath::kAvx512), "avx512");
+}
+
+TEST(SimdKernelsTest, DotU8I16IsBitIdenticalOnEverySupportedPath) {
+  for (int n : kLengths) {
+    std::vector<uint8_t> codes;
+    std::vector<int16_t> weights;
+    RandomCodes(n, 1000 + n, &codes, &weights);
+    int64_t expected = 0;
+    for (int j = 0; j < n; ++j) expected += int64_t{codes[j]} * weights[j];
+    ASSERT_EQ(DotU8I16For(SimdPath::kPortable)(codes.data(), weights.data(), n), expected);
+    for (SimdPath path : SupportedPaths()) {
+      EXPECT_EQ(DotU8I16For(path)(codes.data(), weights.data(), n), expected)
+          << SimdPathName(path) << " n=" << n;
+    }
+    EXPECT_EQ(DotU8I16(codes.data(), weights.data(), n), expected) << "active n=" << n;
+  }
+}
+
+TEST(SimdKernelsTest, BatchedDotU8I16MatchesPortableOnEveryPath) {
+  for (int n : kLengths) {
+    const size_t stride = (n + 63) / 64 * 64;
+    for (size_t count : {size_t{1}, size_t{3}, size_t{4}, size_t{9}}) {
+      std::vector<uint8_t> rows(stride * count, 0);
+      std::vector<int16_t> weights;
+      for (size_t r = 0; r < count; ++r) {
+        std::vector<uint8_t> codes;
+        RandomCodes(n, 7 * n + r, &codes, &weights);
+        std::copy(codes.begin(), codes.end(), rows.begin() + r * stride);
+      }
+      std::vector<uint8_t> unused;
+      RandomCodes(n, 99 + n, &unused, &weights);
+      std::vector<int32_t> expected(count), got(count);
+      DotU8I16BatchFor(SimdPath::kPortable)(rows.data(), stride, count, weights.data(), n,
+                                            expected.data());
+      for (SimdPath path : SupportedPaths()) {
+        DotU8I16BatchFor(path)(rows.data(), stride, count, weights.data(), n, got.data());
+        EXPECT_EQ(got, expected) << SimdPathName(path) << " n=" << n << " count=" << count;
+      }
+    }
+  }
+}
+
+TEST(SimdKernelsTest, FloatKernelsAgreeWithPortableOnEveryPath) {
+  std::mt19937_64 rng(5);
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  for (int n : kLengths) {
+    std::vector<float> a(n), b(n);
+    for (int j = 0; j < n; ++j) {
+      a[j] = uniform(rng);
+      b[j] = uniform(rng);
+    }
+    double dot = 0, l2 = 0;
+    for (int j = 0; j < n; ++j) {
+      dot += double{a[j]} * b[j];
+      l2 += (double{a[j]} - b[j]) * (double{a[j]} - b[j]);
+    }
+    for (SimdPath path : SupportedPaths()) {
+      EXPECT_NEAR(DotFor(path)(a.data(), b.data(), n), dot, 1e-4 * (1 + std::abs(dot)))
+          << SimdPathName(path) << " n=" << n;
+      EXPECT_NEAR(L2SqrFor(path)(a.data(), b.data(), n), l2, 1e-4 * (1 + l2))
+          << SimdPathName(path) << " n=" << n;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace nestor::kernels
