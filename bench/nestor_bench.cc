@@ -38,6 +38,7 @@
 #include "hnswlib/hnswlib.h"
 #include "index/index.h"
 #include "index/index_factory.h"
+#include "index/kernels/simd.h"
 #include "nlohmann/json.hpp"
 
 namespace nestor::bench {
@@ -338,6 +339,10 @@ int Main(int argc, char** argv) {
   app.add_option("--threads", threads, "threads in batch mode")->capture_default_str();
   app.add_option("--systems", systems, "comma-separated systems to run")
       ->capture_default_str();
+  bool float_sweeps = true;
+  app.add_option("--nestor_float", float_sweeps,
+                 "also sweep Nestor's float (IVF-flat) codes beside int8")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   auto wants = [&systems](const std::string& s) {
     return ("," + systems + ",").find("," + s + ",") != std::string::npos;
@@ -361,8 +366,9 @@ int Main(int argc, char** argv) {
               "batch threads=%d\n",
               static_cast<long>(w.base.rows), static_cast<long>(w.queries.rows), d, w.k,
               threads);
-  std::printf("SIMD: hnswlib %s; FAISS compile options \"%s\"\n", HnswSimdPath(),
-              faiss::get_compile_options().c_str());
+  std::printf("SIMD: nestor %s (run time; NESTOR_SIMD forces lower); hnswlib %s; "
+              "FAISS compile options \"%s\"\n",
+              kernels::ActivePathName(), HnswSimdPath(), faiss::get_compile_options().c_str());
 
   // Ground truth: Nestor's exact index, which the tests hold to a double-precision loop.
   std::vector<OperatingPoint> points;
@@ -396,27 +402,44 @@ int Main(int argc, char** argv) {
 
   const std::vector<int> probes = {1, 2, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96};
   if (wants("nestor")) {
+    const std::vector<int> reorders = {20, 40};
     for (int num_partitions : {256, 1024}) {
-      IndexOptions options;
-      options.dimension = d;
-      options.num_partitions = num_partitions;
-      double build_seconds = 0;
-      auto index = BuildNestor(w, options, &build_seconds);
-      std::printf("nestor ivf-flat partitions=%d: built in %.1f s\n", num_partitions,
-                  build_seconds);
-      for (const auto& m : modes) {
-        for (int p : probes) {
-          SearchParams params;
-          params.partitions_to_search = p;
-          OperatingPoint point = Measure(w, m, NestorFns(*index, w, params, threads));
-          point.system = "nestor";
-          point.config = absl::StrFormat("ivf-flat partitions=%d partitions_to_search=%d",
-                                         num_partitions, p);
-          point.build_seconds = build_seconds;
-          point.memory_bytes = index->stats().memory_bytes;
-          Report(point);
-          points.push_back(point);
-          if (point.recall_at_10 > 0.999) break;
+      for (CodeType code_type : {CodeType::kFloat, CodeType::kInt8}) {
+        if (code_type == CodeType::kFloat && !float_sweeps) continue;
+        IndexOptions options;
+        options.dimension = d;
+        options.num_partitions = num_partitions;
+        options.code_type = code_type;
+        double build_seconds = 0;
+        auto index = BuildNestor(w, options, &build_seconds);
+        const std::string codes =
+            code_type == CodeType::kInt8 ? "ivf-int8" : "ivf-flat";
+        std::printf("nestor %s partitions=%d: built in %.1f s (kernels %s)\n", codes.c_str(),
+                    num_partitions, build_seconds, index->stats().simd_path.c_str());
+        // reorder_k only matters with int8 codes.
+        const std::vector<int> sweep =
+            code_type == CodeType::kInt8 ? reorders : std::vector<int>{0};
+        for (const auto& m : modes) {
+          for (int reorder : sweep) {
+            for (int p : probes) {
+              SearchParams params;
+              params.partitions_to_search = p;
+              params.reorder_k = reorder;
+              OperatingPoint point = Measure(w, m, NestorFns(*index, w, params, threads));
+              point.system = "nestor";
+              point.config = code_type == CodeType::kInt8
+                                 ? absl::StrFormat(
+                                       "%s partitions=%d partitions_to_search=%d reorder_k=%d",
+                                       codes, num_partitions, p, reorder)
+                                 : absl::StrFormat("%s partitions=%d partitions_to_search=%d",
+                                                   codes, num_partitions, p);
+              point.build_seconds = build_seconds;
+              point.memory_bytes = index->stats().memory_bytes;
+              Report(point);
+              points.push_back(point);
+              if (point.recall_at_10 > 0.999 || p > num_partitions) break;
+            }
+          }
         }
       }
     }

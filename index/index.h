@@ -83,7 +83,7 @@ struct IndexOptions {
 };
 
 // reorder_k = this * k when neither SearchParams nor IndexOptions set it.
-inline constexpr int kDefaultReorderFactor = 10;
+inline constexpr int kDefaultReorderFactor = 4;
 
 // Per-call search settings. Never stored in the index: concurrent searches may each use
 // their own.
