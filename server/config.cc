@@ -61,7 +61,8 @@ void FillServerConfigDefaults(ServerConfig* config) {
     config->set_max_message_bytes(kDefaultMaxMessageBytes);
   }
   if (config->grpc_threads() == 0) {
-    config->set_grpc_threads(std::max(1u, std::thread::hardware_concurrency()));
+    // Requests mostly wait on the network, so allow several per core before refusing.
+    config->set_grpc_threads(std::max(8u, 4 * std::thread::hardware_concurrency()));
   }
   if (config->search_threads() == 0) config->set_search_threads(1);
 }
@@ -167,7 +168,7 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv) 
                  "64 MiB)");
   app.add_option("--grpc_threads", grpc_threads,
                  "RPCs handled at once, in threads; RPCs in flight beyond it may be refused "
-                 "with RESOURCE_EXHAUSTED (default 0 = number of cores)");
+                 "with RESOURCE_EXHAUSTED (default 0 = max(8, 4 x cores))");
   app.add_option("--search_threads", search_threads,
                  "Threads one batched search may use (default 0 = 1, so gRPC threads x "
                  "search threads do not oversubscribe the cores)");

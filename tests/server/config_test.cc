@@ -2,10 +2,12 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gmock/gmock.h"
@@ -52,7 +54,7 @@ TEST_F(ConfigTest, DefaultsMatchTheProtoComments) {
   EXPECT_EQ(config.max_batch_size(), 1024u);
   EXPECT_EQ(config.max_neighbor_count(), 1000u);
   EXPECT_EQ(config.max_message_bytes(), 64u << 20);
-  EXPECT_GE(config.grpc_threads(), 1u);
+  EXPECT_EQ(config.grpc_threads(), std::max(8u, 4 * std::thread::hardware_concurrency()));
   EXPECT_EQ(config.search_threads(), 1u);
   EXPECT_THAT(ValidateServerConfig(config), IsOk());
 }
