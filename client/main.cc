@@ -2,10 +2,12 @@
 // nestor-server over gRPC (proto/nestor.proto) through client/nestor_client.h.
 //
 //   nestor create NAME --dimension D [--metric l2|ip|cosine] [--num_partitions N]
+//                      [--code_type float|int8] [--reorder_k R]
 //   nestor load NAME FILE [--create ...]       stream vectors from .npy/.fvecs/.bvecs/idx
 //   nestor build NAME | stats [NAME] | save NAME | delete NAME
-//   nestor search NAME --vector "..." | --queries FILE [--row R]
+//   nestor search NAME --vector "..." | --queries FILE [--row R] [--reorder_k R]
 //   nestor bench NAME --queries FILE (--base FILE | --ground_truth FILE.ivecs)
+//                     [--batch B] [--concurrency C] [--reorder_k R]
 //
 // Every error prints "nestor: error: CODE_NAME: message" on stderr and exits 1.
 #include <unistd.h>
@@ -49,6 +51,9 @@ using json = nlohmann::json;
 
 const std::map<std::string, v1::Metric> kMetricNames = {
     {"l2", v1::METRIC_L2}, {"ip", v1::METRIC_INNER_PRODUCT}, {"cosine", v1::METRIC_COSINE}};
+
+const std::map<std::string, v1::CodeType> kCodeTypeNames = {
+    {"float", v1::CODE_TYPE_FLOAT}, {"int8", v1::CODE_TYPE_INT8}};
 
 std::string MetricName(v1::Metric metric) {
   switch (metric) {
@@ -95,6 +100,8 @@ struct CommandOptions {
   uint32_t partitions_to_search_default = 0;
   uint32_t training_iterations = 0;
   uint64_t seed = 0;
+  std::string code_type;
+  uint32_t reorder_k_default = 0;
   // load
   int64_t limit = 0;
   int64_t batch = 1000;
@@ -107,6 +114,7 @@ struct CommandOptions {
   int k = 10;
   int partitions_to_search = 0;
   int prefix_dim = 0;
+  int reorder_k = 0;
   bool json_output = false;
   std::string base;
   int64_t base_limit = 0;
@@ -135,6 +143,8 @@ absl::StatusOr<v1::IndexConfig> MakeConfig(const CommandOptions& o, uint32_t dim
   config.set_default_partitions_to_search(o.partitions_to_search_default);
   config.set_training_iterations(o.training_iterations);
   config.set_seed(o.seed);
+  if (!o.code_type.empty()) config.set_code_type(kCodeTypeNames.at(o.code_type));
+  config.set_default_reorder_k(o.reorder_k_default);
   return config;
 }
 
@@ -147,13 +157,20 @@ std::string DescribeIndex(const v1::IndexInfo& info) {
                                              : std::max<uint32_t>(1, c.num_partitions() / 16);
     partitions = absl::StrCat(" num_partitions=", c.num_partitions(),
                               " partitions_to_search=", search);
+    if (info.code_type() == "int8") {
+      absl::StrAppend(&partitions, " reorder_k=",
+                      c.default_reorder_k() > 0 ? absl::StrCat(c.default_reorder_k())
+                                                : std::string("4k"));
+    }
   }
   return absl::StrFormat(
-      "%s: kind=%s dimension=%d metric=%s%s vectors=%d built=%s memory_bytes=%d "
-      "build_seconds=%.3f",
-      info.name(), info.kind().empty() ? "?" : info.kind(), c.dimension(),
-      MetricName(c.metric()), partitions, info.vector_count(), info.built() ? "true" : "false",
-      info.memory_bytes(), info.build_seconds());
+      "%s: kind=%s code_type=%s dimension=%d metric=%s%s vectors=%d built=%s memory_bytes=%d "
+      "bytes_per_vector=%.1f build_seconds=%.3f simd_path=%s",
+      info.name(), info.kind().empty() ? "?" : info.kind(),
+      info.code_type().empty() ? "?" : info.code_type(), c.dimension(), MetricName(c.metric()),
+      partitions, info.vector_count(), info.built() ? "true" : "false", info.memory_bytes(),
+      info.bytes_per_vector(), info.build_seconds(),
+      info.simd_path().empty() ? "?" : info.simd_path());
 }
 
 json IndexToJson(const v1::IndexInfo& info) {
@@ -164,10 +181,14 @@ json IndexToJson(const v1::IndexInfo& info) {
               {"metric", MetricName(c.metric())},
               {"num_partitions", c.num_partitions()},
               {"default_partitions_to_search", c.default_partitions_to_search()},
+              {"code_type", info.code_type()},
+              {"default_reorder_k", c.default_reorder_k()},
               {"vector_count", info.vector_count()},
               {"built", info.built()},
               {"memory_bytes", info.memory_bytes()},
-              {"build_seconds", info.build_seconds()}};
+              {"bytes_per_vector", info.bytes_per_vector()},
+              {"build_seconds", info.build_seconds()},
+              {"simd_path", info.simd_path()}};
 }
 
 absl::Status RunCreate(const GlobalOptions& g, const CommandOptions& o) {
@@ -290,6 +311,7 @@ void AddQuery(const float* vector, int64_t dimension, const CommandOptions& o,
   query->set_neighbor_count(o.k);
   query->set_partitions_to_search(o.partitions_to_search);
   query->set_prefix_dim(o.prefix_dim);
+  query->set_reorder_k(o.reorder_k);
 }
 
 absl::Status RunSearch(const GlobalOptions& g, const CommandOptions& o) {
@@ -402,9 +424,21 @@ absl::Status RunBench(const GlobalOptions& g, const CommandOptions& o) {
   }
   std::fflush(stdout);
 
-  // Run the queries: `concurrency` threads take batches of `bench_batch` in order.
+  // Every request is built before the clock starts, so the timed loop only sends,
+  // waits and copies ids out: `concurrency` threads take batches of `bench_batch` in
+  // order, each reusing one response message.
   const int64_t num_batches = (queries.rows + o.bench_batch - 1) / o.bench_batch;
+  std::vector<v1::FindNeighborsRequest> requests(static_cast<size_t>(num_batches));
+  for (int64_t b = 0; b < num_batches; ++b) {
+    const int64_t r0 = b * o.bench_batch;
+    const int64_t n = std::min(o.bench_batch, queries.rows - r0);
+    v1::FindNeighborsRequest& request = requests[b];
+    request.set_index(o.name);
+    request.mutable_queries()->Reserve(static_cast<int>(n));
+    for (int64_t i = 0; i < n; ++i) AddQuery(queries.row(r0 + i), queries.cols, o, &request);
+  }
   std::vector<std::vector<int64_t>> results(static_cast<size_t>(queries.rows));
+  for (auto& ids : results) ids.reserve(static_cast<size_t>(o.k));
   std::vector<double> latencies_ms(static_cast<size_t>(num_batches));
   std::atomic<int64_t> next_batch{0};
   std::atomic<bool> failed{false};
@@ -416,32 +450,29 @@ absl::Status RunBench(const GlobalOptions& g, const CommandOptions& o) {
   ProgressBar bar(absl::StrCat("bench ", o.name), queries.rows, progress_options);
   std::atomic<int64_t> done{0};
   auto worker = [&]() {
-    v1::FindNeighborsRequest request;
+    v1::FindNeighborsResponse response;
     for (;;) {
       const int64_t b = next_batch.fetch_add(1);
       if (b >= num_batches || failed.load()) return;
       const int64_t r0 = b * o.bench_batch;
-      const int64_t n = std::min(o.bench_batch, queries.rows - r0);
-      request.Clear();
-      request.set_index(o.name);
-      for (int64_t i = 0; i < n; ++i) AddQuery(queries.row(r0 + i), queries.cols, o, &request);
+      const int64_t n = requests[b].queries_size();
       const absl::Time t0 = absl::Now();
-      absl::StatusOr<v1::FindNeighborsResponse> response = client->FindNeighbors(request);
+      absl::Status status = client->FindNeighbors(requests[b], &response);
       latencies_ms[b] = absl::ToDoubleMilliseconds(absl::Now() - t0);
-      if (response.ok() && response->nearest_neighbors_size() != n) {
-        response = absl::InternalError(absl::StrCat("the server answered ",
-                                                    response->nearest_neighbors_size(),
-                                                    " result lists for ", n, " queries"));
+      if (status.ok() && response.nearest_neighbors_size() != n) {
+        status = absl::InternalError(absl::StrCat("the server answered ",
+                                                  response.nearest_neighbors_size(),
+                                                  " result lists for ", n, " queries"));
       }
-      if (!response.ok()) {
+      if (!status.ok()) {
         std::lock_guard<std::mutex> lock(mu);
-        if (first_error.ok()) first_error = response.status();
+        if (first_error.ok()) first_error = status;
         failed.store(true);
         return;
       }
       for (int64_t i = 0; i < n; ++i) {
         auto& ids = results[r0 + i];
-        for (const auto& neighbor : response->nearest_neighbors(i).neighbors()) {
+        for (const auto& neighbor : response.nearest_neighbors(i).neighbors()) {
           ids.push_back(static_cast<int64_t>(neighbor.datapoint().datapoint_id()));
         }
       }
@@ -484,11 +515,21 @@ absl::Status RunBench(const GlobalOptions& g, const CommandOptions& o) {
           : (c.default_partitions_to_search() > 0
                  ? c.default_partitions_to_search()
                  : std::max<int>(1, c.num_partitions() / 16));
-  std::printf("index '%s': kind=%s vectors=%llu num_partitions=%u partitions_to_search=%d%s\n",
-              o.name.c_str(), info.kind().c_str(),
-              static_cast<unsigned long long>(info.vector_count()), c.num_partitions(),
-              c.num_partitions() > 0 ? effective_nprobe : 0,
-              o.prefix_dim > 0 ? absl::StrCat(" prefix_dim=", o.prefix_dim).c_str() : "");
+  const bool int8_codes = c.num_partitions() > 0 && info.code_type() == "int8";
+  // reorder_k the server uses: the query's, else the index default, else 4k; at least k.
+  const int effective_reorder_k =
+      !int8_codes ? 0
+                  : std::max<int>(o.k, o.reorder_k > 0              ? o.reorder_k
+                                       : c.default_reorder_k() > 0 ? c.default_reorder_k()
+                                                                   : 4 * o.k);
+  std::printf(
+      "index '%s': kind=%s code_type=%s simd_path=%s vectors=%llu num_partitions=%u "
+      "partitions_to_search=%d%s%s\n",
+      o.name.c_str(), info.kind().c_str(), info.code_type().c_str(), info.simd_path().c_str(),
+      static_cast<unsigned long long>(info.vector_count()), c.num_partitions(),
+      c.num_partitions() > 0 ? effective_nprobe : 0,
+      int8_codes ? absl::StrCat(" reorder_k=", effective_reorder_k).c_str() : "",
+      o.prefix_dim > 0 ? absl::StrCat(" prefix_dim=", o.prefix_dim).c_str() : "");
   std::printf("%lld queries, k=%d, batch=%lld, concurrency=%d: %lld requests in %.2f s\n",
               static_cast<long long>(queries.rows), o.k, static_cast<long long>(o.bench_batch),
               o.concurrency, static_cast<long long>(num_batches), wall_seconds);
@@ -503,6 +544,9 @@ absl::Status RunBench(const GlobalOptions& g, const CommandOptions& o) {
                 {"num_partitions", c.num_partitions()},
                 {"partitions_to_search", c.num_partitions() > 0 ? effective_nprobe : 0},
                 {"prefix_dim", o.prefix_dim},
+                {"code_type", info.code_type()},
+                {"reorder_k", effective_reorder_k},
+                {"simd_path", info.simd_path()},
                 {"recall", recall},
                 {"qps", qps},
                 {"wall_seconds", wall_seconds},
@@ -552,6 +596,7 @@ int Main(int argc, char** argv) {
   app.add_flag("--progress", global.progress,
                "Draw progress bars on stderr even when it is not a terminal");
   const std::vector<std::string> metric_names = {"l2", "ip", "cosine"};
+  const std::vector<std::string> code_type_names = {"float", "int8"};
   auto add_index_config = [&](CLI::App* cmd) {
     cmd->add_option("--metric", o.metric,
                     "Distance: l2 (squared Euclidean), ip (inner product) or cosine "
@@ -567,6 +612,14 @@ int Main(int argc, char** argv) {
                     "k-means iterations at build; 0 = server default (20)")
         ->capture_default_str();
     cmd->add_option("--seed", o.seed, "k-means seed; 0 = server default (1234)")
+        ->capture_default_str();
+    cmd->add_option("--code_type", o.code_type,
+                    "Codes scanned inside partitions: float (exact scan) or int8 (scalar-"
+                    "quantized scan, then exact reorder) [default: the server's, float]")
+        ->check(CLI::IsMember(code_type_names));
+    cmd->add_option("--reorder_k", o.reorder_k_default,
+                    "int8 codes: candidates per query re-scored exactly when a query does "
+                    "not say; 0 = 4 x k")
         ->capture_default_str();
   };
 
@@ -615,6 +668,10 @@ int Main(int argc, char** argv) {
         ->capture_default_str();
     cmd->add_option("--prefix_dim", o.prefix_dim,
                     "Score on the first d coordinates (Matryoshka prefix); 0 = all")
+        ->capture_default_str();
+    cmd->add_option("--reorder_k", o.reorder_k,
+                    "int8 codes: candidates per query re-scored exactly; 0 = the index "
+                    "default")
         ->capture_default_str();
   };
   auto* search = app.add_subcommand("search", "Find the nearest neighbours of one vector");

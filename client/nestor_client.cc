@@ -220,11 +220,20 @@ absl::StatusOr<v1::SaveIndexResponse> NestorClient::SaveIndex(const std::string&
 absl::StatusOr<v1::FindNeighborsResponse> NestorClient::FindNeighbors(
     const v1::FindNeighborsRequest& request) {
   v1::FindNeighborsResponse response;
-  auto context = NewContext();
-  absl::Status status =
-      FromGrpcStatus(stub_->FindNeighbors(context.get(), request, &response));
+  absl::Status status = FindNeighbors(request, &response);
   if (!status.ok()) return status;
   return response;
+}
+
+absl::Status NestorClient::FindNeighbors(const v1::FindNeighborsRequest& request,
+                                         v1::FindNeighborsResponse* response) {
+  // A stack context: no heap allocation per call beyond what gRPC itself does.
+  grpc::ClientContext context;
+  if (options_.timeout != absl::InfiniteDuration()) {
+    context.set_deadline(std::chrono::system_clock::now() +
+                         absl::ToChronoMilliseconds(options_.timeout));
+  }
+  return FromGrpcStatus(stub_->FindNeighbors(&context, request, response));
 }
 
 std::unique_ptr<UpsertStream> NestorClient::StartUpsertStream(const std::string& index) {

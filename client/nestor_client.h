@@ -87,6 +87,10 @@ class NestorClient {
   absl::StatusOr<nestor::v1::SaveIndexResponse> SaveIndex(const std::string& name);
   absl::StatusOr<nestor::v1::FindNeighborsResponse> FindNeighbors(
       const nestor::v1::FindNeighborsRequest& request);
+  // The same, parsing into `*response` (cleared first by gRPC's parse), so that a caller
+  // in a loop, such as `nestor bench`, reuses one response message and its allocations.
+  absl::Status FindNeighbors(const nestor::v1::FindNeighborsRequest& request,
+                             nestor::v1::FindNeighborsResponse* response);
   // Starts a client-streaming bulk load into `index`. The stream's deadline is the
   // client's timeout, counted from now.
   std::unique_ptr<UpsertStream> StartUpsertStream(const std::string& index);

@@ -38,6 +38,14 @@ v1::Metric MetricToProto(Metric metric) {
   return v1::METRIC_UNSPECIFIED;
 }
 
+v1::CodeType CodeTypeToProto(CodeType code_type) {
+  switch (code_type) {
+    case CodeType::kFloat: return v1::CODE_TYPE_FLOAT;
+    case CodeType::kInt8: return v1::CODE_TYPE_INT8;
+  }
+  return v1::CODE_TYPE_UNSPECIFIED;
+}
+
 absl::Time DeadlineOf(const grpc::ServerContext& context) {
   const std::chrono::system_clock::time_point deadline = context.deadline();
   if (deadline == std::chrono::system_clock::time_point::max()) {
@@ -50,8 +58,9 @@ absl::Status EmptyNameError(const char* field) {
   return absl::InvalidArgumentError(absl::StrCat(field, " (index name) must not be empty"));
 }
 
-// Settings that queries of one Index::Search call must share.
-using QueryGroupKey = std::tuple<int, int, int>;  // k, partitions_to_search, prefix_dim
+// Settings that queries of one Index::Search call must share: k, partitions_to_search,
+// prefix_dim, reorder_k. A batch of identical settings is one Search call.
+using QueryGroupKey = std::tuple<int, int, int, int>;
 
 }  // namespace
 
@@ -88,6 +97,21 @@ absl::StatusOr<IndexOptions> IndexOptionsFromProto(const v1::IndexConfig& config
   if (options.max_training_points_per_partition == 0) {
     options.max_training_points_per_partition = kDefaultMaxTrainingPointsPerPartition;
   }
+  switch (config.code_type()) {
+    case v1::CODE_TYPE_UNSPECIFIED:
+      break;  // IndexOptions' default: the engine decides.
+    case v1::CODE_TYPE_FLOAT:
+      options.code_type = CodeType::kFloat;
+      break;
+    case v1::CODE_TYPE_INT8:
+      options.code_type = CodeType::kInt8;
+      break;
+    default:
+      return absl::InvalidArgumentError(absl::StrCat(
+          "IndexConfig.code_type: unknown value ", static_cast<int>(config.code_type()),
+          ", expected CODE_TYPE_FLOAT or CODE_TYPE_INT8"));
+  }
+  ASSIGN_OR_RETURN(options.reorder_k, ToInt("default_reorder_k", config.default_reorder_k()));
   return options;
 }
 
@@ -102,6 +126,8 @@ v1::IndexConfig IndexConfigToProto(const IndexOptions& options) {
   config.set_seed(options.seed);
   config.set_max_training_points_per_partition(
       static_cast<uint32_t>(options.max_training_points_per_partition));
+  config.set_code_type(CodeTypeToProto(options.code_type));
+  config.set_default_reorder_k(static_cast<uint32_t>(options.reorder_k));
   return config;
 }
 
@@ -115,6 +141,9 @@ v1::IndexInfo MakeIndexInfo(const std::string& name, const Index& index) {
   info.set_memory_bytes(stats.memory_bytes);
   info.set_build_seconds(stats.build_seconds);
   info.set_kind(stats.kind);
+  info.set_code_type(stats.code_type);
+  info.set_simd_path(stats.simd_path);
+  info.set_bytes_per_vector(BytesPerVector(stats));
   return info;
 }
 
@@ -380,6 +409,11 @@ absl::Status IndexServiceImpl::DoFindNeighbors(grpc::ServerContext* context,
           "query ", i, ": prefix_dim must be >= 0 (0 means the full dimension), got ",
           query.prefix_dim()));
     }
+    if (query.reorder_k() < 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "query ", i, ": reorder_k must be >= 0 (0 means the index default), got ",
+          query.reorder_k()));
+    }
   }
   ASSIGN_OR_RETURN(std::shared_ptr<Index> index, registry_->Get(request.index()));
   const int dimension = index->dimension();
@@ -392,7 +426,7 @@ absl::Status IndexServiceImpl::DoFindNeighbors(grpc::ServerContext* context,
                        query.datapoint().feature_vector_size()));
     }
     const int k = query.neighbor_count() == 0 ? kDefaultNeighborCount : query.neighbor_count();
-    groups[{k, query.partitions_to_search(), query.prefix_dim()}].push_back(i);
+    groups[{k, query.partitions_to_search(), query.prefix_dim(), query.reorder_k()}].push_back(i);
   }
 
   for (int i = 0; i < n; ++i) response->add_nearest_neighbors();
@@ -402,7 +436,7 @@ absl::Status IndexServiceImpl::DoFindNeighbors(grpc::ServerContext* context,
   params.cancelled = [context] { return context->IsCancelled(); };
   std::vector<float> buffer;
   for (const auto& [key, members] : groups) {
-    std::tie(params.k, params.partitions_to_search, params.prefix_dim) = key;
+    std::tie(params.k, params.partitions_to_search, params.prefix_dim, params.reorder_k) = key;
     absl::Span<const float> queries;
     if (members.size() == 1) {
       const auto& vector = request.queries(members[0]).datapoint().feature_vector();

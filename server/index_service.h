@@ -19,9 +19,10 @@
 
 namespace nestor::server {
 
-// Converts a wire IndexConfig to engine options: METRIC_UNSPECIFIED -> L2, zero fields
-// -> the defaults in the proto comments. INVALID_ARGUMENT for an unknown metric value or
-// a count above INT32_MAX; the engine checks the rest (CreateIndex).
+// Converts a wire IndexConfig to engine options: METRIC_UNSPECIFIED -> L2,
+// CODE_TYPE_UNSPECIFIED -> IndexOptions' default code type, zero fields -> the defaults in
+// the proto comments. INVALID_ARGUMENT for an unknown metric or code type value or a
+// count above INT32_MAX; the engine checks the rest (CreateIndex).
 absl::StatusOr<IndexOptions> IndexOptionsFromProto(const v1::IndexConfig& config);
 // The engine's options (defaults filled in) as a wire IndexConfig.
 v1::IndexConfig IndexConfigToProto(const IndexOptions& options);

@@ -47,6 +47,11 @@ void Poke(const std::string& listen_address, int port) {
 
 }  // namespace
 
+double BytesPerVector(const IndexStats& stats) {
+  if (stats.vector_count == 0) return 0.0;
+  return static_cast<double>(stats.memory_bytes) / static_cast<double>(stats.vector_count);
+}
+
 ServerMetrics::ServerMetrics() : registry_(std::make_shared<prometheus::Registry>()) {
   requests_total_ = &prometheus::BuildCounter()
                          .Name("nestor_requests_total")
@@ -72,6 +77,11 @@ ServerMetrics::ServerMetrics() : registry_(std::make_shared<prometheus::Registry
                               .Name("nestor_index_build_seconds")
                               .Help("Wall time of the index's last build, in seconds")
                               .Register(*registry_);
+  index_bytes_per_vector_ =
+      &prometheus::BuildGauge()
+           .Name("nestor_index_bytes_per_vector")
+           .Help("Index memory per live vector in bytes (memory_bytes / vectors; 0 if empty)")
+           .Register(*registry_);
 }
 
 ServerMetrics::~ServerMetrics() { Stop(); }
@@ -132,10 +142,12 @@ void ServerMetrics::UpdateIndex(const std::string& name, const IndexStats& stats
   index_vectors_->Add({{"index", name}}).Set(static_cast<double>(stats.vector_count));
   index_memory_bytes_->Add({{"index", name}}).Set(static_cast<double>(stats.memory_bytes));
   index_build_seconds_->Add({{"index", name}}).Set(stats.build_seconds);
+  index_bytes_per_vector_->Add({{"index", name}}).Set(BytesPerVector(stats));
 }
 
 void ServerMetrics::RemoveIndex(const std::string& name) {
-  for (auto* family : {index_vectors_, index_memory_bytes_, index_build_seconds_}) {
+  for (auto* family : {index_vectors_, index_memory_bytes_, index_build_seconds_,
+                       index_bytes_per_vector_}) {
     family->Remove(&family->Add({{"index", name}}));
   }
 }

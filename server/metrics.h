@@ -23,6 +23,9 @@ class Histogram;
 
 namespace nestor::server {
 
+// stats.memory_bytes / stats.vector_count in bytes; 0 for an empty index.
+double BytesPerVector(const IndexStats& stats);
+
 // Metric families (base units in names):
 //   nestor_requests_total{method,code}          RPCs finished, by gRPC code name
 //   nestor_request_duration_seconds{method}     RPC latency, 100 us .. 10 s buckets
@@ -30,6 +33,7 @@ namespace nestor::server {
 //   nestor_index_vectors{index}                 live vectors
 //   nestor_index_memory_bytes{index}            memory of vectors, ids, centroids
 //   nestor_index_build_seconds{index}           wall time of the last build
+//   nestor_index_bytes_per_vector{index}        memory_bytes / vectors (0 when empty)
 //
 // Thread safety: every method may be called concurrently (prometheus-cpp families and
 // metrics are internally synchronized).
@@ -76,6 +80,7 @@ class ServerMetrics {
   prometheus::Family<prometheus::Gauge>* index_vectors_;
   prometheus::Family<prometheus::Gauge>* index_memory_bytes_;
   prometheus::Family<prometheus::Gauge>* index_build_seconds_;
+  prometheus::Family<prometheus::Gauge>* index_bytes_per_vector_;
 };
 
 }  // namespace nestor::server

@@ -236,6 +236,68 @@ TEST_F(CliTest, CreateLoadBuildSearchStatsBench) {
   EXPECT_THAT(r.err, HasSubstr("NOT_FOUND"));
 }
 
+TEST_F(CliTest, Int8CodesWithFullReorderBenchAtRecallOne) {
+  const std::string base = WriteFvecs("base.fvecs", 500, 8, 5);
+  const std::string queries = WriteFvecs("queries.fvecs", 40, 8, 6);
+  RunResult r = Nestor({"create", "q8", "--dimension", "8", "--num_partitions", "8",
+                        "--code_type", "int8"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("code_type=int8"));
+  r = Nestor({"load", "q8", base});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = Nestor({"build", "q8"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+
+  r = Nestor({"stats", "q8"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("code_type=int8"));
+  EXPECT_THAT(r.out, HasSubstr("simd_path="));
+  EXPECT_THAT(r.out, HasSubstr("bytes_per_vector="));
+  EXPECT_THAT(r.out, HasSubstr("build_seconds="));
+  r = Nestor({"stats", "q8", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  nlohmann::json stats = nlohmann::json::parse(r.out);
+  EXPECT_EQ(stats["code_type"], "int8");
+  EXPECT_THAT(stats["simd_path"].get<std::string>(),
+              ::testing::AnyOf("avx512", "avx2", "portable"));
+  EXPECT_DOUBLE_EQ(stats["bytes_per_vector"].get<double>(),
+                   stats["memory_bytes"].get<double>() / 500);
+  EXPECT_GE(stats["build_seconds"].get<double>(), 0.0);
+
+  // Every partition scanned and every vector re-scored: exact, in batches and one by one.
+  for (const char* batch : {"1", "8"}) {
+    r = Nestor({"bench", "q8", "--queries", queries, "--base", base, "--partitions_to_search",
+                "8", "--reorder_k", "500", "--batch", batch});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_THAT(r.out, HasSubstr("code_type=int8"));
+    EXPECT_THAT(r.out, HasSubstr("reorder_k=500"));
+    EXPECT_THAT(LastLine(r.out), StartsWith("recall@10=1.0000 qps=")) << "batch " << batch;
+  }
+  r = Nestor({"search", "q8", "--queries", base, "--row", "7", "-k", "1",
+              "--partitions_to_search", "8", "--reorder_k", "500", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["neighbors"][0]["id"], 7);
+
+  r = Nestor({"search", "q8", "--vector", "0,0,0,0,0,0,0,0", "--reorder_k", "-1"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("INVALID_ARGUMENT"));
+  EXPECT_THAT(r.err, HasSubstr("reorder_k"));
+
+  // load --create takes the same flags; the reorder default is kept in the config.
+  r = Nestor({"load", "q8b", base, "--create", "--num_partitions", "4", "--code_type", "int8",
+              "--reorder_k", "50"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = Nestor({"stats", "q8b", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  stats = nlohmann::json::parse(r.out);
+  EXPECT_EQ(stats["code_type"], "int8");
+  EXPECT_EQ(stats["default_reorder_k"], 50);
+
+  r = Nestor({"create", "bad", "--dimension", "8", "--code_type", "int4"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.exit_code, 1);  // a usage error from the flag parser
+}
+
 TEST_F(CliTest, LoadWithCreateMakesAnExactIndexWithRecallOne) {
   const std::string base = WriteFvecs("base.fvecs", 300, 6, 3);
   RunResult r = Nestor({"load", "flat", base, "--create", "--metric", "cosine"});

@@ -166,11 +166,17 @@ class ServerTest : public ::testing::Test {
 
   absl::StatusOr<v1::IndexInfo> Create(const std::string& name, v1::Metric metric = v1::METRIC_L2,
                                        uint32_t num_partitions = 0, uint32_t dim = kDim) {
+    v1::IndexConfig config;
+    config.set_dimension(dim);
+    config.set_metric(metric);
+    config.set_num_partitions(num_partitions);
+    return Create(name, config);
+  }
+
+  absl::StatusOr<v1::IndexInfo> Create(const std::string& name, const v1::IndexConfig& config) {
     v1::CreateIndexRequest request;
     request.set_name(name);
-    request.mutable_config()->set_dimension(dim);
-    request.mutable_config()->set_metric(metric);
-    request.mutable_config()->set_num_partitions(num_partitions);
+    *request.mutable_config() = config;
     v1::IndexInfo info;
     grpc::ClientContext context;
     absl::Status status = FromGrpcStatus(stub_->CreateIndex(&context, request, &info));
@@ -840,6 +846,141 @@ TEST_F(ServerTest, MetricsEndpointCountsRequestsAndQueries) {
   EXPECT_GT(MetricValue(text, "nestor_index_memory_bytes", {"index=\"main\""}),
             kNumVectors * kDim * 4 - 1);
   EXPECT_EQ(MetricValue(text, "nestor_index_vectors", {"index=\"gone\""}), -1);
+  const double memory = MetricValue(text, "nestor_index_memory_bytes", {"index=\"main\""});
+  EXPECT_NEAR(MetricValue(text, "nestor_index_bytes_per_vector", {"index=\"main\""}),
+              memory / kNumVectors, 1e-6 * memory);
+  EXPECT_GE(MetricValue(text, "nestor_index_build_seconds", {"index=\"main\""}), 0);
+  EXPECT_EQ(MetricValue(text, "nestor_index_bytes_per_vector", {"index=\"gone\""}), -1);
+}
+
+// An int8-coded partitioned index ("main8", 8 partitions) holding ids_ / data_.
+v1::IndexConfig Int8Config(uint32_t default_reorder_k = 0) {
+  v1::IndexConfig config;
+  config.set_dimension(kDim);
+  config.set_metric(v1::METRIC_L2);
+  config.set_num_partitions(8);
+  config.set_code_type(v1::CODE_TYPE_INT8);
+  config.set_default_reorder_k(default_reorder_k);
+  return config;
+}
+
+TEST_F(ServerTest, Int8IndexScanningEverythingWithFullReorderMatchesOracle) {
+  LoadMainIndex();
+  absl::StatusOr<v1::IndexInfo> created = Create("main8", Int8Config());
+  ASSERT_THAT(created, IsOk());
+  EXPECT_EQ(created->config().code_type(), v1::CODE_TYPE_INT8);
+  EXPECT_EQ(created->code_type(), "int8");
+  UpsertAll("main8", ids_, data_);
+  ASSERT_THAT(Build("main8"), IsOk());
+  // Every partition scanned and every vector re-scored exactly: the brute-force answer,
+  // for a batch of 32 queries sharing their settings.
+  const std::vector<float> queries = RandomVectors(32, kDim, 101);
+  v1::FindNeighborsRequest request = MakeFind("main8", queries, 10, /*partitions_to_search=*/8);
+  for (auto& query : *request.mutable_queries()) query.set_reorder_k(kNumVectors);
+  absl::StatusOr<v1::FindNeighborsResponse> response = Find(request);
+  ASSERT_THAT(response, IsOk());
+  ExpectMatchesOracle(*response, ids_, data_, queries, v1::METRIC_L2, 10);
+  // reorder_k above the vector count is clamped by the engine, not an error.
+  request.mutable_queries(0)->set_reorder_k(10 * kNumVectors);
+  EXPECT_THAT(Find(request), IsOk());
+}
+
+TEST_F(ServerTest, MixedReorderKInOneBatchEachAnswersAsIfAlone) {
+  LoadMainIndex();
+  ASSERT_THAT(Create("main8", Int8Config()), IsOk());
+  UpsertAll("main8", ids_, data_);
+  ASSERT_THAT(Build("main8"), IsOk());
+  const std::vector<float> queries = RandomVectors(4, kDim, 102);
+  const int reorders[] = {kNumVectors, 10, 0, kNumVectors};
+  v1::FindNeighborsRequest mixed = MakeFind("main8", queries, 10, 8);
+  for (int i = 0; i < 4; ++i) mixed.mutable_queries(i)->set_reorder_k(reorders[i]);
+  absl::StatusOr<v1::FindNeighborsResponse> together = Find(mixed);
+  ASSERT_THAT(together, IsOk());
+  ASSERT_EQ(together->nearest_neighbors_size(), 4);
+  for (int i = 0; i < 4; ++i) {
+    const std::vector<float> one(queries.begin() + i * kDim, queries.begin() + (i + 1) * kDim);
+    v1::FindNeighborsRequest alone = MakeFind("main8", one, 10, 8);
+    alone.mutable_queries(0)->set_reorder_k(reorders[i]);
+    absl::StatusOr<v1::FindNeighborsResponse> single = Find(alone);
+    ASSERT_THAT(single, IsOk());
+    EXPECT_EQ(together->nearest_neighbors(i).SerializeAsString(),
+              single->nearest_neighbors(0).SerializeAsString())
+        << "query " << i << " reorder_k " << reorders[i];
+  }
+}
+
+TEST_F(ServerTest, NegativeReorderKIsInvalidArgumentAndChangesNothing) {
+  LoadMainIndex();
+  const std::vector<float> queries(probe_.begin(), probe_.begin() + 2 * kDim);
+  v1::FindNeighborsRequest request = MakeFind("main", queries, 10);
+  request.mutable_queries(1)->set_reorder_k(-1);
+  EXPECT_THAT(Find(request),
+              StatusIs(absl::StatusCode::kInvalidArgument, "query 1: reorder_k must be >= 0"));
+  ExpectMainUnchanged();
+
+  ASSERT_THAT(Create("main8", Int8Config()), IsOk());
+  UpsertAll("main8", ids_, data_);
+  ASSERT_THAT(Build("main8"), IsOk());
+  request.set_index("main8");
+  EXPECT_THAT(Find(request), StatusIs(absl::StatusCode::kInvalidArgument, "reorder_k"));
+  absl::StatusOr<v1::IndexInfo> info = Get("main8");
+  ASSERT_THAT(info, IsOk());
+  EXPECT_EQ(info->vector_count(), static_cast<uint64_t>(kNumVectors));
+}
+
+TEST_F(ServerTest, UnknownCodeTypeOrHugeReorderKIsInvalidArgumentAndCreatesNothing) {
+  v1::IndexConfig config = Int8Config();
+  config.set_code_type(static_cast<v1::CodeType>(7));
+  EXPECT_THAT(Create("bad", config),
+              StatusIs(absl::StatusCode::kInvalidArgument, "code_type: unknown value 7"));
+  EXPECT_THAT(Get("bad"), StatusIs(absl::StatusCode::kNotFound));
+  config = Int8Config(/*default_reorder_k=*/3000000000u);
+  EXPECT_THAT(Create("bad", config),
+              StatusIs(absl::StatusCode::kInvalidArgument, "default_reorder_k"));
+  EXPECT_THAT(Get("bad"), StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST_F(ServerTest, GetIndexReportsCodeTypeSimdPathAndBytesPerVector) {
+  absl::StatusOr<v1::IndexInfo> exact = Create("exact");
+  ASSERT_THAT(exact, IsOk());
+  EXPECT_EQ(exact->code_type(), "float");
+  EXPECT_EQ(exact->bytes_per_vector(), 0.0);  // empty
+  EXPECT_THAT(exact->simd_path(), ::testing::AnyOf("avx512", "avx2", "portable"));
+
+  ASSERT_THAT(Create("main8", Int8Config(/*default_reorder_k=*/64)), IsOk());
+  std::vector<uint64_t> ids(kNumVectors);
+  for (int i = 0; i < kNumVectors; ++i) ids[i] = i;
+  const std::vector<float> data = RandomVectors(kNumVectors, kDim, 103);
+  UpsertAll("main8", ids, data);
+  UpsertAll("exact", ids, data);
+  absl::StatusOr<v1::IndexInfo> built = Build("main8");
+  ASSERT_THAT(built, IsOk());
+  absl::StatusOr<v1::IndexInfo> info = Get("main8");
+  ASSERT_THAT(info, IsOk());
+  EXPECT_EQ(info->SerializeAsString(), built->SerializeAsString());
+  EXPECT_EQ(info->kind(), "partitioned");
+  EXPECT_EQ(info->code_type(), "int8");
+  EXPECT_EQ(info->config().code_type(), v1::CODE_TYPE_INT8);
+  EXPECT_EQ(info->config().default_reorder_k(), 64u);
+  EXPECT_THAT(info->simd_path(), ::testing::AnyOf("avx512", "avx2", "portable"));
+  EXPECT_EQ(info->simd_path(), exact->simd_path());  // one CPU, one kernel path
+  EXPECT_DOUBLE_EQ(info->bytes_per_vector(),
+                   static_cast<double>(info->memory_bytes()) / kNumVectors);
+  EXPECT_GE(info->build_seconds(), 0.0);
+  // The float vectors (kept for the exact reorder) plus at least one byte per coordinate.
+  EXPECT_GE(info->bytes_per_vector(), kDim * sizeof(float) + kDim);
+  absl::StatusOr<v1::IndexInfo> exact_info = Get("exact");
+  ASSERT_THAT(exact_info, IsOk());
+  EXPECT_GE(exact_info->bytes_per_vector(), kDim * sizeof(float));
+
+  // The code type and reorder default survive a restart (they are in the snapshot).
+  RestartServer();
+  absl::StatusOr<v1::IndexInfo> restored = Get("main8");
+  ASSERT_THAT(restored, IsOk());
+  EXPECT_EQ(restored->code_type(), "int8");
+  EXPECT_EQ(restored->config().code_type(), v1::CODE_TYPE_INT8);
+  EXPECT_EQ(restored->config().default_reorder_k(), 64u);
+  EXPECT_DOUBLE_EQ(restored->bytes_per_vector(), info->bytes_per_vector());
 }
 
 }  // namespace
