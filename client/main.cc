@@ -23,6 +23,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "CLI/CLI.hpp"
@@ -121,6 +122,7 @@ struct CommandOptions {
   std::string ground_truth;
   int64_t bench_batch = 1;
   int concurrency = 1;
+  int runs = 1;
   std::string json_path;
 };
 
@@ -366,6 +368,9 @@ absl::Status RunBench(const GlobalOptions& g, const CommandOptions& o) {
     return absl::InvalidArgumentError(
         absl::StrCat("--concurrency must be >= 1, got ", o.concurrency));
   }
+  if (o.runs < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("--runs must be >= 1, got ", o.runs));
+  }
   if (o.base.empty() == o.ground_truth.empty()) {
     return absl::InvalidArgumentError(
         "bench needs exactly one of --base FILE (exact neighbours computed here) or "
@@ -447,7 +452,7 @@ absl::Status RunBench(const GlobalOptions& g, const CommandOptions& o) {
   ProgressOptions progress_options;
   progress_options.force = g.progress;
   progress_options.unit = "queries";
-  ProgressBar bar(absl::StrCat("bench ", o.name), queries.rows, progress_options);
+  ProgressBar bar(absl::StrCat("bench ", o.name), queries.rows * o.runs, progress_options);
   std::atomic<int64_t> done{0};
   auto worker = [&]() {
     v1::FindNeighborsResponse response;
@@ -479,10 +484,7 @@ absl::Status RunBench(const GlobalOptions& g, const CommandOptions& o) {
       done.fetch_add(n);
     }
   };
-  start = absl::Now();
-  std::vector<std::thread> threads;
-  for (int t = 1; t < o.concurrency; ++t) threads.emplace_back(worker);
-  // The main thread works too, and draws the progress bar between its batches.
+  // The progress bar is drawn by its own thread while the workers run.
   std::thread progress_thread;
   std::atomic<bool> stop_progress{false};
   if (bar.enabled()) {
@@ -497,9 +499,22 @@ absl::Status RunBench(const GlobalOptions& g, const CommandOptions& o) {
       bar.Add(done.load() - shown);
     });
   }
-  worker();
-  for (auto& t : threads) t.join();
-  const double wall_seconds = Seconds(start);
+  // `runs` timed passes over the query set; the pass of median wall time is reported.
+  std::vector<std::pair<double, std::vector<double>>> passes;  // wall seconds, latencies
+  for (int run = 0; run < o.runs && first_error.ok(); ++run) {
+    next_batch.store(0);
+    for (auto& ids : results) ids.clear();
+    start = absl::Now();
+    std::vector<std::thread> threads;
+    for (int t = 1; t < o.concurrency; ++t) threads.emplace_back(worker);
+    worker();  // the main thread works too
+    for (auto& t : threads) t.join();
+    passes.emplace_back(Seconds(start), latencies_ms);
+  }
+  std::sort(passes.begin(), passes.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  const double wall_seconds = passes.empty() ? 0 : passes[passes.size() / 2].first;
+  if (!passes.empty()) latencies_ms = std::move(passes[passes.size() / 2].second);
   stop_progress.store(true);
   if (progress_thread.joinable()) progress_thread.join();
   bar.Finish();
@@ -530,9 +545,10 @@ absl::Status RunBench(const GlobalOptions& g, const CommandOptions& o) {
       c.num_partitions() > 0 ? effective_nprobe : 0,
       int8_codes ? absl::StrCat(" reorder_k=", effective_reorder_k).c_str() : "",
       o.prefix_dim > 0 ? absl::StrCat(" prefix_dim=", o.prefix_dim).c_str() : "");
-  std::printf("%lld queries, k=%d, batch=%lld, concurrency=%d: %lld requests in %.2f s\n",
+  std::printf("%lld queries, k=%d, batch=%lld, concurrency=%d: %lld requests in %.2f s%s\n",
               static_cast<long long>(queries.rows), o.k, static_cast<long long>(o.bench_batch),
-              o.concurrency, static_cast<long long>(num_batches), wall_seconds);
+              o.concurrency, static_cast<long long>(num_batches), wall_seconds,
+              o.runs > 1 ? absl::StrCat(" (median of ", o.runs, " runs)").c_str() : "");
   std::printf("latency per request (ms): mean=%.3f p50=%.3f p95=%.3f p99=%.3f max=%.3f\n",
               lat.mean, lat.p50, lat.p95, lat.p99, lat.max);
   if (!o.json_path.empty()) {
@@ -541,6 +557,7 @@ absl::Status RunBench(const GlobalOptions& g, const CommandOptions& o) {
                 {"k", o.k},
                 {"batch", o.bench_batch},
                 {"concurrency", o.concurrency},
+                {"runs", o.runs},
                 {"num_partitions", c.num_partitions()},
                 {"partitions_to_search", c.num_partitions() > 0 ? effective_nprobe : 0},
                 {"prefix_dim", o.prefix_dim},
@@ -707,6 +724,10 @@ int Main(int argc, char** argv) {
   bench->add_option("--batch", o.bench_batch, "Queries per FindNeighbors request")
       ->capture_default_str();
   bench->add_option("--concurrency", o.concurrency, "Requests in flight (client threads)")
+      ->capture_default_str();
+  bench->add_option("--runs", o.runs,
+                    "Time the whole query set N times and report the run of median wall "
+                    "time (QPS and latency)")
       ->capture_default_str();
   bench->add_option("--metric", o.metric,
                     "Metric of the exact ground truth: l2, ip or cosine [default: the index's]")

@@ -126,7 +126,9 @@ v1::IndexConfig IndexConfigToProto(const IndexOptions& options) {
   config.set_seed(options.seed);
   config.set_max_training_points_per_partition(
       static_cast<uint32_t>(options.max_training_points_per_partition));
-  config.set_code_type(CodeTypeToProto(options.code_type));
+  // Exact indexes scan no codes; they report float whatever the options' default says.
+  config.set_code_type(options.num_partitions == 0 ? v1::CODE_TYPE_FLOAT
+                                                   : CodeTypeToProto(options.code_type));
   config.set_default_reorder_k(static_cast<uint32_t>(options.reorder_k));
   return config;
 }
