@@ -1,52 +1,21 @@
 #include "index/distance.h"
 
+#include "index/kernels/simd.h"
+
 namespace nestor {
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define NESTOR_KERNEL_CLONES \
-  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define NESTOR_KERNEL_CLONES
-#endif
-
-namespace {
-// Independent partial sums: lets the compiler keep one vector register (or several) of
-// accumulators without reassociating a single serial sum (no -ffast-math needed).
-constexpr int kLanes = 16;
-}  // namespace
-
-NESTOR_KERNEL_CLONES
+// The kernels of the active SIMD path (index/kernels/simd.h), resolved once. The
+// hand-written AVX-512 / AVX2 kernels keep two independent vector accumulators, which
+// the compiler's auto-vectorized 16-lane loop (one register, one serial FMA chain) did
+// not; NESTOR_SIMD=portable selects the plain-C++ loops.
 float Dot(const float* a, const float* b, int d) {
-  float acc[kLanes] = {};
-  int i = 0;
-  for (; i + kLanes <= d; i += kLanes) {
-    for (int j = 0; j < kLanes; ++j) acc[j] += a[i + j] * b[i + j];
-  }
-  float tail = 0.0f;
-  for (; i < d; ++i) tail += a[i] * b[i];
-  float sum = 0.0f;
-  for (int j = 0; j < kLanes; ++j) sum += acc[j];
-  return sum + tail;
+  static const kernels::FloatKernelFn fn = kernels::DotFor(kernels::ActivePath());
+  return fn(a, b, d);
 }
 
-NESTOR_KERNEL_CLONES
 float L2Sqr(const float* a, const float* b, int d) {
-  float acc[kLanes] = {};
-  int i = 0;
-  for (; i + kLanes <= d; i += kLanes) {
-    for (int j = 0; j < kLanes; ++j) {
-      const float diff = a[i + j] - b[i + j];
-      acc[j] += diff * diff;
-    }
-  }
-  float tail = 0.0f;
-  for (; i < d; ++i) {
-    const float diff = a[i] - b[i];
-    tail += diff * diff;
-  }
-  float sum = 0.0f;
-  for (int j = 0; j < kLanes; ++j) sum += acc[j];
-  return sum + tail;
+  static const kernels::FloatKernelFn fn = kernels::L2SqrFor(kernels::ActivePath());
+  return fn(a, b, d);
 }
 
 }  // namespace nestor

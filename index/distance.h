@@ -1,9 +1,8 @@
 // Scalar distance kernels used by the partition scans and by validation.
 //
-// Written as plain loops with independent accumulators so that the compiler vectorizes
-// them; on x86-64 with GCC they are compiled for several instruction sets
-// (x86-64-v4 / v3 / baseline) and the best one is picked at load time (ifunc), so no
-// global -march is needed. Hand-written SIMD kernels may replace these later.
+// They call the float kernels of the active SIMD path (index/kernels/simd.h: AVX-512,
+// AVX2 or portable C++, picked once at run time; NESTOR_SIMD forces a lower one), so no
+// global -march is needed and every caller scores with the same arithmetic.
 #ifndef NESTOR_INDEX_DISTANCE_H_
 #define NESTOR_INDEX_DISTANCE_H_
 

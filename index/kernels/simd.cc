@@ -29,6 +29,14 @@ void DotU8I16BatchPortable(const uint8_t* codes, size_t stride, size_t count,
   for (size_t r = 0; r < count; ++r) out[r] = DotU8I16Portable(codes + r * stride, query, n);
 }
 
+void DotU8I16MultiPortable(const uint8_t* codes, size_t stride, size_t count,
+                           const int16_t* const* queries, size_t num_queries, int n,
+                           int32_t* out) {
+  for (size_t i = 0; i < num_queries; ++i) {
+    DotU8I16BatchPortable(codes, stride, count, queries[i], n, out + i * count);
+  }
+}
+
 constexpr int kLanes = 16;
 
 float DotPortable(const float* a, const float* b, int d) {
@@ -102,6 +110,51 @@ NESTOR_AVX2 int32_t DotU8I16Avx2(const uint8_t* codes, const int16_t* query, int
 NESTOR_AVX2 void DotU8I16BatchAvx2(const uint8_t* codes, size_t stride, size_t count,
                                    const int16_t* query, int n, int32_t* out) {
   for (size_t r = 0; r < count; ++r) out[r] = DotU8I16Avx2(codes + r * stride, query, n);
+}
+
+// Two rows x two queries per pass: each code load (and its widening) serves two queries.
+NESTOR_AVX2 void DotU8I16MultiAvx2(const uint8_t* codes, size_t stride, size_t count,
+                                   const int16_t* const* queries, size_t num_queries, int n,
+                                   int32_t* out) {
+  size_t i = 0;
+  if (n % 16 == 0) {
+    for (; i + 2 <= num_queries; i += 2) {
+      const int16_t* q0 = queries[i];
+      const int16_t* q1 = queries[i + 1];
+      int32_t* o0 = out + i * count;
+      int32_t* o1 = o0 + count;
+      size_t r = 0;
+      for (; r + 2 <= count; r += 2) {
+        const uint8_t* c0 = codes + r * stride;
+        const uint8_t* c1 = c0 + stride;
+        __m256i a00 = _mm256_setzero_si256(), a01 = _mm256_setzero_si256();
+        __m256i a10 = _mm256_setzero_si256(), a11 = _mm256_setzero_si256();
+        for (int j = 0; j < n; j += 16) {
+          const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q0 + j));
+          const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q1 + j));
+          const __m256i x0 =
+              _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(c0 + j)));
+          const __m256i x1 =
+              _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(c1 + j)));
+          a00 = _mm256_add_epi32(a00, _mm256_madd_epi16(x0, w0));
+          a01 = _mm256_add_epi32(a01, _mm256_madd_epi16(x1, w0));
+          a10 = _mm256_add_epi32(a10, _mm256_madd_epi16(x0, w1));
+          a11 = _mm256_add_epi32(a11, _mm256_madd_epi16(x1, w1));
+        }
+        o0[r] = HSum256(a00);
+        o0[r + 1] = HSum256(a01);
+        o1[r] = HSum256(a10);
+        o1[r + 1] = HSum256(a11);
+      }
+      for (; r < count; ++r) {
+        o0[r] = DotU8I16Avx2(codes + r * stride, q0, n);
+        o1[r] = DotU8I16Avx2(codes + r * stride, q1, n);
+      }
+    }
+  }
+  for (; i < num_queries; ++i) {
+    DotU8I16BatchAvx2(codes, stride, count, queries[i], n, out + i * count);
+  }
 }
 
 NESTOR_AVX2 inline float HSum256f(__m256 v) {
@@ -211,6 +264,112 @@ NESTOR_AVX512 void DotU8I16BatchAvx512(const uint8_t* codes, size_t stride, size
     }
   }
   for (; r < count; ++r) out[r] = DotU8I16Avx512(codes + r * stride, query, n);
+}
+
+// Sums of four accumulators at once: returns {sum(a), sum(b), sum(c), sum(d)}.
+NESTOR_AVX512 inline __m128i HSum512x4(__m512i a, __m512i b, __m512i c, __m512i d) {
+  // Fold 512 -> 256 bits in each, then pair up with unpacks and add.
+  const __m256i a2 = _mm256_add_epi32(_mm512_castsi512_si256(a),
+                                      _mm512_maskz_extracti64x4_epi64(0xFF, a, 1));
+  const __m256i b2 = _mm256_add_epi32(_mm512_castsi512_si256(b),
+                                      _mm512_maskz_extracti64x4_epi64(0xFF, b, 1));
+  const __m256i c2 = _mm256_add_epi32(_mm512_castsi512_si256(c),
+                                      _mm512_maskz_extracti64x4_epi64(0xFF, c, 1));
+  const __m256i d2 = _mm256_add_epi32(_mm512_castsi512_si256(d),
+                                      _mm512_maskz_extracti64x4_epi64(0xFF, d, 1));
+  // hadd twice: lanes hold partial sums of a, b, c, d per 128-bit half.
+  const __m256i ab = _mm256_hadd_epi32(a2, b2);
+  const __m256i cd = _mm256_hadd_epi32(c2, d2);
+  const __m256i abcd = _mm256_hadd_epi32(ab, cd);
+  return _mm_add_epi32(_mm256_castsi256_si128(abcd), _mm256_extracti128_si256(abcd, 1));
+}
+
+// Four queries x four rows per pass (16 accumulators): each code row is loaded and
+// widened once for four queries, each weight vector once for four rows. With AVX-512
+// VNNI, vpdpwssd fuses the multiply-add and the accumulation (no saturation: the same
+// wrapping int32 sums as madd + add).
+template <bool kVnni>
+NESTOR_AVX512 inline void MultiBlock4x4(const uint8_t* codes, size_t stride, size_t r,
+                                        const int16_t* const* q, int n, int32_t* const* o);
+
+#define NESTOR_MULTI_BODY(ACC)                                                               \
+  const uint8_t* c0 = codes + r * stride;                                                    \
+  const uint8_t* c1 = c0 + stride;                                                           \
+  const uint8_t* c2 = c1 + stride;                                                           \
+  const uint8_t* c3 = c2 + stride;                                                           \
+  __m512i a[4][4];                                                                           \
+  for (int x = 0; x < 4; ++x)                                                                \
+    for (int y = 0; y < 4; ++y) a[x][y] = _mm512_setzero_si512();                            \
+  for (int j = 0; j < n; j += 32) {                                                          \
+    const __m512i x0 =                                                                       \
+        _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(c0 + j)));  \
+    const __m512i x1 =                                                                       \
+        _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(c1 + j)));  \
+    const __m512i x2 =                                                                       \
+        _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(c2 + j)));  \
+    const __m512i x3 =                                                                       \
+        _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(c3 + j)));  \
+    for (int y = 0; y < 4; ++y) {                                                            \
+      const __m512i w = _mm512_loadu_si512(q[y] + j);                                        \
+      a[y][0] = ACC(a[y][0], x0, w);                                                         \
+      a[y][1] = ACC(a[y][1], x1, w);                                                         \
+      a[y][2] = ACC(a[y][2], x2, w);                                                         \
+      a[y][3] = ACC(a[y][3], x3, w);                                                         \
+    }                                                                                        \
+  }                                                                                          \
+  for (int y = 0; y < 4; ++y) {                                                              \
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(o[y] + r),                                   \
+                     HSum512x4(a[y][0], a[y][1], a[y][2], a[y][3]));                         \
+  }
+
+#define NESTOR_MADD_ADD(acc, x, w) _mm512_add_epi32(acc, _mm512_madd_epi16(x, w))
+template <>
+NESTOR_AVX512 inline void MultiBlock4x4<false>(const uint8_t* codes, size_t stride, size_t r,
+                                               const int16_t* const* q, int n,
+                                               int32_t* const* o) {
+  NESTOR_MULTI_BODY(NESTOR_MADD_ADD)
+}
+
+#define NESTOR_AVX512VNNI __attribute__((target("avx512f,avx512bw,avx512vnni")))
+#define NESTOR_DPWSSD(acc, x, w) _mm512_dpwssd_epi32(acc, x, w)
+template <>
+NESTOR_AVX512VNNI inline void MultiBlock4x4<true>(const uint8_t* codes, size_t stride,
+                                                   size_t r, const int16_t* const* q, int n,
+                                                   int32_t* const* o) {
+  NESTOR_MULTI_BODY(NESTOR_DPWSSD)
+}
+
+template <bool kVnni>
+NESTOR_AVX512 void DotU8I16MultiAvx512Impl(const uint8_t* codes, size_t stride, size_t count,
+                                           const int16_t* const* queries, size_t num_queries,
+                                           int n, int32_t* out) {
+  size_t i = 0;
+  if (n % 32 == 0) {
+    for (; i + 4 <= num_queries; i += 4) {
+      int32_t* o[4] = {out + i * count, out + (i + 1) * count, out + (i + 2) * count,
+                       out + (i + 3) * count};
+      const int16_t* q[4] = {queries[i], queries[i + 1], queries[i + 2], queries[i + 3]};
+      size_t r = 0;
+      for (; r + 4 <= count; r += 4) MultiBlock4x4<kVnni>(codes, stride, r, q, n, o);
+      for (; r < count; ++r) {
+        for (int y = 0; y < 4; ++y) o[y][r] = DotU8I16Avx512(codes + r * stride, q[y], n);
+      }
+    }
+  }
+  for (; i < num_queries; ++i) {
+    DotU8I16BatchAvx512(codes, stride, count, queries[i], n, out + i * count);
+  }
+}
+
+NESTOR_AVX512 void DotU8I16MultiAvx512(const uint8_t* codes, size_t stride, size_t count,
+                                       const int16_t* const* queries, size_t num_queries, int n,
+                                       int32_t* out) {
+  DotU8I16MultiAvx512Impl<false>(codes, stride, count, queries, num_queries, n, out);
+}
+NESTOR_AVX512VNNI void DotU8I16MultiAvx512Vnni(const uint8_t* codes, size_t stride,
+                                               size_t count, const int16_t* const* queries,
+                                               size_t num_queries, int n, int32_t* out) {
+  DotU8I16MultiAvx512Impl<true>(codes, stride, count, queries, num_queries, n, out);
 }
 
 NESTOR_AVX512 float DotAvx512(const float* a, const float* b, int d) {
@@ -331,6 +490,18 @@ DotU8I16BatchFn DotU8I16BatchFor(SimdPath path) {
   return DotU8I16BatchPortable;
 }
 
+DotU8I16MultiFn DotU8I16MultiFor(SimdPath path) {
+#if NESTOR_X86
+  if (path == SimdPath::kAvx512) {
+    return __builtin_cpu_supports("avx512vnni") ? DotU8I16MultiAvx512Vnni
+                                                : DotU8I16MultiAvx512;
+  }
+  if (path == SimdPath::kAvx2) return DotU8I16MultiAvx2;
+#endif
+  (void)path;
+  return DotU8I16MultiPortable;
+}
+
 FloatKernelFn DotFor(SimdPath path) {
 #if NESTOR_X86
   if (path == SimdPath::kAvx512) return DotAvx512;
@@ -358,6 +529,12 @@ void DotU8I16Batch(const uint8_t* codes, size_t stride, size_t count, const int1
                    int n, int32_t* out) {
   static const DotU8I16BatchFn fn = DotU8I16BatchFor(ActivePath());
   fn(codes, stride, count, query, n, out);
+}
+
+void DotU8I16Multi(const uint8_t* codes, size_t stride, size_t count,
+                   const int16_t* const* queries, size_t num_queries, int n, int32_t* out) {
+  static const DotU8I16MultiFn fn = DotU8I16MultiFor(ActivePath());
+  fn(codes, stride, count, queries, num_queries, n, out);
 }
 
 }  // namespace nestor::kernels

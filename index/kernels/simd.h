@@ -44,6 +44,19 @@ DotU8I16BatchFn DotU8I16BatchFor(SimdPath path);
 void DotU8I16Batch(const uint8_t* codes, size_t stride, size_t count, const int16_t* query,
                    int n, int32_t* out);
 
+// Scores `count` code rows spaced `stride` bytes apart against `num_queries` queries of
+// `n` weights each (queries[i] points at query i's weights):
+//   out[i * count + r] = DotU8I16(codes + r * stride, queries[i], n),
+// bit for bit on every path. The wide paths load each code row once per block of queries
+// (a small integer GEMM), so a partition's codes are read once for all the queries that
+// probe it. Same alignment notes as DotU8I16Batch.
+using DotU8I16MultiFn = void (*)(const uint8_t* codes, size_t stride, size_t count,
+                                 const int16_t* const* queries, size_t num_queries, int n,
+                                 int32_t* out);
+DotU8I16MultiFn DotU8I16MultiFor(SimdPath path);
+void DotU8I16Multi(const uint8_t* codes, size_t stride, size_t count,
+                   const int16_t* const* queries, size_t num_queries, int n, int32_t* out);
+
 // Largest |query weight| that keeps DotU8I16 of `n` entries inside int32.
 inline int MaxQueryWeight(int n) {
   const int64_t bound = (int64_t{1} << 31) - 1;

@@ -83,6 +83,54 @@ TEST(SimdKernelsTest, BatchedDotU8I16MatchesPortableOnEveryPath) {
   }
 }
 
+TEST(SimdKernelsTest, MultiQueryDotU8I16MatchesPortableOnEveryPath) {
+  for (int n : kLengths) {
+    const size_t stride = (n + 63) / 64 * 64;
+    for (size_t count : {size_t{1}, size_t{4}, size_t{7}, size_t{13}}) {
+      for (size_t num_queries : {size_t{1}, size_t{3}, size_t{4}, size_t{9}}) {
+        std::vector<uint8_t> rows(stride * count, 0);
+        std::vector<int16_t> weights;
+        for (size_t r = 0; r < count; ++r) {
+          std::vector<uint8_t> codes;
+          RandomCodes(n, 11 * n + r, &codes, &weights);
+          std::copy(codes.begin(), codes.end(), rows.begin() + r * stride);
+        }
+        // Query weights padded to the code stride, as the index lays them out.
+        std::vector<std::vector<int16_t>> queries(num_queries);
+        std::vector<const int16_t*> pointers;
+        for (size_t i = 0; i < num_queries; ++i) {
+          std::vector<uint8_t> unused;
+          RandomCodes(n, 500 + 13 * n + i, &unused, &weights);
+          queries[i].assign(stride, 0);
+          std::copy(weights.begin(), weights.end(), queries[i].begin());
+          pointers.push_back(queries[i].data());
+        }
+        std::vector<int32_t> expected(count * num_queries);
+        for (size_t i = 0; i < num_queries; ++i) {
+          for (size_t r = 0; r < count; ++r) {
+            int64_t sum = 0;
+            for (int j = 0; j < n; ++j) sum += int64_t{rows[r * stride + j]} * queries[i][j];
+            expected[i * count + r] = static_cast<int32_t>(sum);
+          }
+        }
+        for (SimdPath path : SupportedPaths()) {
+          for (int width : {n, static_cast<int>(stride)}) {  // unpadded and padded widths
+            std::vector<int32_t> got(count * num_queries, -1);
+            DotU8I16MultiFor(path)(rows.data(), stride, count, pointers.data(), num_queries,
+                                   width, got.data());
+            EXPECT_EQ(got, expected) << SimdPathName(path) << " n=" << n << " width=" << width
+                                     << " count=" << count << " queries=" << num_queries;
+          }
+        }
+        std::vector<int32_t> active(count * num_queries);
+        DotU8I16Multi(rows.data(), stride, count, pointers.data(), num_queries,
+                      static_cast<int>(stride), active.data());
+        EXPECT_EQ(active, expected);
+      }
+    }
+  }
+}
+
 TEST(SimdKernelsTest, FloatKernelsAgreeWithPortableOnEveryPath) {
   std::mt19937_64 rng(5);
   std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
