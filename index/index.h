@@ -73,8 +73,10 @@ struct IndexOptions {
   uint64_t seed = 1234;
   // Training sample is capped at num_partitions * this many points.
   int max_training_points_per_partition = 256;
-  // Codes scanned inside partitions (see CodeType). Ignored by the exact index.
-  CodeType code_type = CodeType::kFloat;
+  // Codes scanned inside partitions (see CodeType). Ignored by the exact index. int8 is
+  // the default: with the default reorder its recall matches float codes (Fashion-MNIST
+  // and the tests' seeded data) at about 4x less scan traffic.
+  CodeType code_type = CodeType::kInt8;
   // Candidates re-scored exactly after a compressed (kInt8) scan when
   // SearchParams.reorder_k is 0; >= 0, 0 picks kDefaultReorderFactor * k. The value used
   // is never below k. More: higher recall, slightly slower. Ignored with kFloat codes and

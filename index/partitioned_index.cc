@@ -27,6 +27,30 @@ constexpr size_t kAssignBlock = 4096;
 // Queries per GEMM block when scoring centroids; smaller batches use Dot loops.
 constexpr size_t kQueryBlock = 256;
 constexpr size_t kMinGemmQueries = 4;
+// Queries of one thread's chunk handled together by the partition-major batch path: their
+// probes are inverted into per-partition query lists, so each probed partition is read
+// once per block. Bounds the per-block state (weights, candidate heaps) to a few MB.
+constexpr size_t kBatchBlock = 2048;
+// Queries scored per multi-query kernel call (bounds the int32 score buffer).
+constexpr size_t kKernelQueries = 64;
+
+// (approximate key, partition << 32 | row) of an int8-scan candidate.
+using Candidate = std::pair<float, uint64_t>;
+
+// Offers `c` to the bounded max-heap heap[0, *size) of at most `keep` candidates. The heap
+// ends up holding the `keep` smallest (key, location) pairs whatever the order of the
+// offers, so the single-query and the partition-major batch scans keep the same set.
+inline void OfferCandidate(Candidate* heap, size_t* size, size_t keep, Candidate c) {
+  if (*size < keep) {
+    heap[(*size)++] = c;
+    std::push_heap(heap, heap + *size);
+    return;
+  }
+  if (!(c < heap[0])) return;
+  std::pop_heap(heap, heap + keep);
+  heap[keep - 1] = c;
+  std::push_heap(heap, heap + keep);
+}
 
 // Per-thread buffers of the search path, reused across queries (no per-query heap
 // allocation once they have grown).
@@ -36,7 +60,13 @@ struct SearchScratch {
   std::vector<float> unit_query;                   // cosine: normalized query
   std::vector<int16_t> weights;                    // quantized scale_j * q_j
   std::vector<int32_t> code_dots;                  // one partition's integer dots
-  std::vector<std::pair<float, uint64_t>> candidates;  // max-heap (key, partition<<32|row)
+  std::vector<Candidate> candidates;               // max-heap (key, partition<<32|row)
+  // Partition-major batch path.
+  std::vector<uint32_t> members_begin;              // per partition, into members
+  std::vector<uint32_t> members;                    // query indices, partition-major
+  std::vector<const int16_t*> weight_rows;          // kernel operands
+  std::vector<float> query_terms;                   // per query: bias, 1/scale, 1/|q|
+  std::vector<size_t> heap_sizes;
 };
 
 SearchScratch& Scratch() {
@@ -308,10 +338,18 @@ absl::StatusOr<std::vector<std::vector<Neighbor>>> PartitionedIndex::SearchImpl(
     }
     centroid_norms = prefix_norms;
   }
+  if (num_queries == 1) {
+    RETURN_IF_ERROR(SearchOne(queries, params, to_search, centroid_norms, &results));
+    return results;
+  }
+  // Each thread picks its chunk's partitions, then scans them partition-major.
+  std::vector<uint32_t> probes(num_queries * static_cast<size_t>(to_search));
   RETURN_IF_ERROR(ParallelForChunks(
       num_queries, params.num_threads,
       [&](size_t begin, size_t end) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-        return SearchRange(queries, params, to_search, centroid_norms, begin, end, &results);
+        RETURN_IF_ERROR(ProbeBatch(queries, params.prefix_dim, to_search, centroid_norms,
+                                   params, begin, end, probes.data()));
+        return SearchBatch(queries, params, to_search, probes, begin, end, &results);
       }));
   return results;
 }
@@ -343,22 +381,17 @@ void PartitionedIndex::RankCentroids(const float* s, absl::Span<const float> cen
   std::partial_sort(ranked->begin(), ranked->begin() + partitions_to_search, ranked->end());
 }
 
-std::vector<Neighbor> PartitionedIndex::SearchOneInt8(
-    const float* q, const SearchParams& params,
-    absl::Span<const std::pair<float, uint32_t>> probes) const {
+PartitionedIndex::Int8Query PartitionedIndex::PrepareInt8Query(
+    const float* q, int16_t* weights, std::vector<float>* unit_query) const {
   const int d = dimension();
-  const Metric m = metric();
-  const size_t k = static_cast<size_t>(params.k);
-  SearchScratch& scratch = Scratch();
-
+  Int8Query terms;
   // Query in the coded space: unit length under cosine.
   const float* qv = q;
-  float q_inv = 0.0f;
-  if (m == Metric::kCosine) {
-    q_inv = 1.0f / std::sqrt(SquaredNorm(q, d));
-    scratch.unit_query.resize(d);
-    for (int j = 0; j < d; ++j) scratch.unit_query[j] = q[j] * q_inv;
-    qv = scratch.unit_query.data();
+  if (metric() == Metric::kCosine) {
+    terms.q_inv = 1.0f / std::sqrt(SquaredNorm(q, d));
+    unit_query->resize(d);
+    for (int j = 0; j < d; ++j) (*unit_query)[j] = q[j] * terms.q_inv;
+    qv = unit_query->data();
   }
   // x.q ~ sum_j c_j (scale_j q_j) + sum_j offset_j q_j; the weights scale_j q_j are
   // rounded to int16 with one scale chosen so the int32 dot product cannot overflow.
@@ -373,49 +406,69 @@ std::vector<Neighbor> PartitionedIndex::SearchOneInt8(
   }
   const float weight_scale =
       max_weight > 0.0f ? static_cast<float>(kernels::MaxQueryWeight(stride)) / max_weight : 0.0f;
-  const float inv_weight_scale = weight_scale > 0.0f ? 1.0f / weight_scale : 0.0f;
-  scratch.weights.assign(stride, 0);
+  terms.bias = bias;
+  terms.inv_weight_scale = weight_scale > 0.0f ? 1.0f / weight_scale : 0.0f;
   for (int j = 0; j < d; ++j) {
-    scratch.weights[j] = static_cast<int16_t>(std::lrint(scales[j] * qv[j] * weight_scale));
+    weights[j] = static_cast<int16_t>(std::lrint(scales[j] * qv[j] * weight_scale));
   }
+  for (int j = d; j < stride; ++j) weights[j] = 0;
+  return terms;
+}
 
-  // Approximate scan: keep the best `reorder` (key, location) in a bounded max-heap.
+size_t PartitionedIndex::CandidatesToKeep(const SearchParams& params) const {
   int reorder = params.reorder_k > 0 ? params.reorder_k : options().reorder_k;
   if (reorder <= 0) reorder = kDefaultReorderFactor * params.k;
-  const size_t keep = std::max(static_cast<size_t>(reorder), k);
-  auto& heap = scratch.candidates;
-  heap.clear();
-  float threshold = std::numeric_limits<float>::infinity();
-  for (const auto& probe : probes) {
-    const uint32_t p = probe.second;
-    const CodeRows& codes = codes_[p];
-    const size_t n = codes.size();
-    if (n == 0) continue;
-    if (scratch.code_dots.size() < n) scratch.code_dots.resize(n);
-    int32_t* dots = scratch.code_dots.data();
-    kernels::DotU8I16Batch(codes.data(), static_cast<size_t>(stride), n,
-                           scratch.weights.data(), stride, dots);
-    const float* norms = partitions_[p].squared_norms().data();
-    const uint64_t base = static_cast<uint64_t>(p) << 32;
-    for (size_t r = 0; r < n; ++r) {
-      const float dot = static_cast<float>(dots[r]) * inv_weight_scale + bias;
-      const float key = m == Metric::kL2 ? norms[r] - 2.0f * dot : -dot;
-      if (heap.size() < keep) {
-        heap.emplace_back(key, base | r);
-        std::push_heap(heap.begin(), heap.end());
-        if (heap.size() == keep) threshold = heap.front().first;
-      } else if (key < threshold) {
-        std::pop_heap(heap.begin(), heap.end());
-        heap.back() = {key, base | r};
-        std::push_heap(heap.begin(), heap.end());
-        threshold = heap.front().first;
+  return std::max(static_cast<size_t>(reorder), static_cast<size_t>(params.k));
+}
+
+void PartitionedIndex::OfferInt8Scores(uint32_t p, const int32_t* dots, const Int8Query& terms,
+                                       size_t keep, Candidate* heap, size_t* size) const {
+  const size_t n = codes_[p].size();
+  const float* norms = partitions_[p].squared_norms().data();
+  const uint64_t base = static_cast<uint64_t>(p) << 32;
+  const float scale = terms.inv_weight_scale;
+  const float bias = terms.bias;
+  // Keys in blocks (a loop the compiler vectorizes), then only the few that beat the
+  // heap's worst go through the heap.
+  constexpr size_t kBlock = 64;
+  float keys[kBlock];
+  for (size_t r0 = 0; r0 < n; r0 += kBlock) {
+    const size_t nb = std::min(kBlock, n - r0);
+    if (metric() == Metric::kL2) {
+      for (size_t r = 0; r < nb; ++r) {
+        keys[r] = norms[r0 + r] - 2.0f * (static_cast<float>(dots[r0 + r]) * scale + bias);
+      }
+    } else {
+      for (size_t r = 0; r < nb; ++r) {
+        keys[r] = -(static_cast<float>(dots[r0 + r]) * scale + bias);
       }
     }
+    for (size_t r = 0; r < nb; ++r) {
+      if (*size == keep && keys[r] > heap[0].first) continue;
+      OfferCandidate(heap, size, keep, Candidate(keys[r], base | (r0 + r)));
+    }
   }
+}
 
-  // Exact reorder with the float rows.
-  TopK top(k, std::min(k, heap.size()));
-  for (const auto& [approx, where] : heap) {
+std::vector<Neighbor> PartitionedIndex::ReorderInt8(const float* q, float q_inv,
+                                                    absl::Span<const Candidate> candidates,
+                                                    size_t k) const {
+  const int d = dimension();
+  const Metric m = metric();
+  TopK top(k, std::min(k, candidates.size()));
+  // The candidates' float rows are scattered over the index (DRAM misses dominate):
+  // prefetch the next candidate's row while scoring this one.
+  auto prefetch = [&](size_t i) {
+    if (i >= candidates.size()) return;
+    const uint64_t where = candidates[i].second;
+    const char* x = reinterpret_cast<const char*>(
+        partitions_[where >> 32].row(static_cast<uint32_t>(where)));
+    for (size_t b = 0; b < d * sizeof(float); b += 64) __builtin_prefetch(x + b);
+  };
+  prefetch(0);
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    prefetch(i + 1);
+    const uint64_t where = candidates[i].second;
     const VectorRows& rows = partitions_[where >> 32];
     const size_t r = static_cast<uint32_t>(where);
     const float* x = rows.row(r);
@@ -439,9 +492,127 @@ std::vector<Neighbor> PartitionedIndex::SearchOneInt8(
   return top.Finish(/*negate=*/HigherIsNearer(m));
 }
 
-absl::Status PartitionedIndex::SearchRange(absl::Span<const float> queries,
+std::vector<Neighbor> PartitionedIndex::SearchOneInt8(
+    const float* q, const SearchParams& params,
+    absl::Span<const std::pair<float, uint32_t>> probes) const {
+  const int stride = quantizer_.code_stride();
+  SearchScratch& scratch = Scratch();
+  scratch.weights.resize(stride);
+  const Int8Query terms = PrepareInt8Query(q, scratch.weights.data(), &scratch.unit_query);
+
+  // Approximate scan: keep the best `keep` (key, location) in a bounded max-heap.
+  const size_t keep = CandidatesToKeep(params);
+  auto& heap = scratch.candidates;
+  heap.resize(keep);
+  size_t size = 0;
+  for (const auto& probe : probes) {
+    const uint32_t p = probe.second;
+    const CodeRows& codes = codes_[p];
+    const size_t n = codes.size();
+    if (n == 0) continue;
+    if (scratch.code_dots.size() < n) scratch.code_dots.resize(n);
+    kernels::DotU8I16Batch(codes.data(), static_cast<size_t>(stride), n,
+                           scratch.weights.data(), stride, scratch.code_dots.data());
+    OfferInt8Scores(p, scratch.code_dots.data(), terms, keep, heap.data(), &size);
+  }
+  return ReorderInt8(q, terms.q_inv, absl::MakeConstSpan(heap.data(), size),
+                     static_cast<size_t>(params.k));
+}
+
+float PartitionedIndex::FloatKey(const float* q, float q_inv, const VectorRows& rows,
+                                 size_t r, int p) const {
+  switch (metric()) {
+    case Metric::kL2:
+      return L2Sqr(q, rows.row(r), p);
+    case Metric::kInnerProduct:
+      return -Dot(q, rows.row(r), p);
+    case Metric::kCosine:
+    default: {
+      const float* x = rows.row(r);
+      const float xn = p == dimension() ? rows.squared_norm(r) : SquaredNorm(x, p);
+      return xn > 0.0f ? -(Dot(q, x, p) * q_inv / std::sqrt(xn)) : -0.0f;
+    }
+  }
+}
+
+void PartitionedIndex::ScoreCentroids(const float* q_block, size_t nq, int p,
+                                      float* dots) const {
+  const int d = dimension();
+  const size_t num_partitions = partitions_.size();
+  if (nq >= kMinGemmQueries) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(nq),
+                static_cast<int>(num_partitions), p, 1.0f, q_block, d, centroids_.data(), d,
+                0.0f, dots, static_cast<int>(num_partitions));
+    return;
+  }
+  for (size_t i = 0; i < nq; ++i) {
+    for (size_t c = 0; c < num_partitions; ++c) {
+      dots[i * num_partitions + c] = Dot(q_block + i * d, centroids_.data() + c * d, p);
+    }
+  }
+}
+
+absl::Status PartitionedIndex::SearchOne(absl::Span<const float> queries,
+                                         const SearchParams& params, int partitions_to_search,
+                                         absl::Span<const float> centroid_norms,
+                                         std::vector<std::vector<Neighbor>>* results) const {
+  const size_t begin = 0;
+  const int d = dimension();
+  const int p = params.prefix_dim;
+  const Metric m = metric();
+  const size_t num_partitions = partitions_.size();
+  const size_t k = static_cast<size_t>(params.k);
+  SearchScratch& scratch = Scratch();
+  if (scratch.dots.size() < num_partitions) scratch.dots.resize(num_partitions);
+  RETURN_IF_ERROR(CheckInterrupted(params));
+  const float* q = queries.data() + begin * d;
+  ScoreCentroids(q, 1, p, scratch.dots.data());
+  RankCentroids(scratch.dots.data(), centroid_norms, partitions_to_search, &scratch.ranked);
+  const auto& ranked = scratch.ranked;
+  if (uses_codes() && p == d) {
+    // The scan of a few partitions is short: interruptions are checked once per query.
+    (*results)[begin] =
+        SearchOneInt8(q, params, absl::MakeConstSpan(ranked.data(), partitions_to_search));
+    return absl::OkStatus();
+  }
+  const float q_inv = m == Metric::kCosine ? 1.0f / std::sqrt(SquaredNorm(q, p)) : 0.0f;
+  TopK heap(k, size_);
+  for (int j = 0; j < partitions_to_search; ++j) {
+    if (j > 0) RETURN_IF_ERROR(CheckInterrupted(params));
+    const VectorRows& rows = partitions_[ranked[j].second];
+    const size_t n = rows.size();
+    const DatapointId* ids = rows.ids().data();
+    for (size_t r = 0; r < n; ++r) {
+      const float key = FloatKey(q, q_inv, rows, r, p);
+      if (key <= heap.threshold()) heap.Push(key, ids[r]);
+    }
+  }
+  (*results)[begin] = heap.Finish(/*negate=*/HigherIsNearer(m));
+  return absl::OkStatus();
+}
+
+absl::Status PartitionedIndex::ProbeBatch(absl::Span<const float> queries, int p,
+                                          int partitions_to_search,
+                                          absl::Span<const float> centroid_norms,
+                                          const SearchParams& params, size_t begin, size_t end,
+                                          uint32_t* probes) const {
+  const int d = dimension();
+  const size_t num_partitions = partitions_.size();
+  const size_t to_search = static_cast<size_t>(partitions_to_search);
+  SearchScratch& scratch = Scratch();
+  if (scratch.dots.size() < num_partitions) scratch.dots.resize(num_partitions);
+  for (size_t i = begin; i < end; ++i) {
+    if ((i - begin) % kQueryBlock == 0) RETURN_IF_ERROR(CheckInterrupted(params));
+    ScoreCentroids(queries.data() + i * d, 1, p, scratch.dots.data());
+    RankCentroids(scratch.dots.data(), centroid_norms, partitions_to_search, &scratch.ranked);
+    for (size_t j = 0; j < to_search; ++j) probes[i * to_search + j] = scratch.ranked[j].second;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status PartitionedIndex::SearchBatch(absl::Span<const float> queries,
                                            const SearchParams& params, int partitions_to_search,
-                                           absl::Span<const float> centroid_norms, size_t begin,
+                                           absl::Span<const uint32_t> all_probes, size_t begin,
                                            size_t end,
                                            std::vector<std::vector<Neighbor>>* results) const {
   const int d = dimension();
@@ -449,76 +620,106 @@ absl::Status PartitionedIndex::SearchRange(absl::Span<const float> queries,
   const Metric m = metric();
   const size_t num_partitions = partitions_.size();
   const size_t k = static_cast<size_t>(params.k);
-  const size_t block = std::min(kQueryBlock, end - begin);
+  const size_t to_search = static_cast<size_t>(partitions_to_search);
   const bool int8_scan = uses_codes() && p == d;
-  const kernels::FloatKernelFn dot_kernel = kernels::DotFor(kernels::ActivePath());
+  const bool interruptible = params.deadline != absl::InfiniteFuture() || params.cancelled;
   SearchScratch& scratch = Scratch();
-  if (scratch.dots.size() < block * num_partitions) scratch.dots.resize(block * num_partitions);
+  const size_t max_block = std::min(kBatchBlock, end - begin);
 
-  for (size_t qb = begin; qb < end; qb += block) {
-    const size_t nq = std::min(block, end - qb);
-    const float* q_block = queries.data() + qb * d;
-    float* dots = scratch.dots.data();
-    // Query-centroid dot products over the prefix.
-    if (nq >= kMinGemmQueries) {
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(nq),
-                  static_cast<int>(num_partitions), p, 1.0f, q_block, d, centroids_.data(), d,
-                  0.0f, dots, static_cast<int>(num_partitions));
-    } else {
+  for (size_t b0 = begin; b0 < end; b0 += max_block) {
+    RETURN_IF_ERROR(CheckInterrupted(params));
+    const size_t nq = std::min(max_block, end - b0);
+    const float* q_base = queries.data() + b0 * d;
+    const uint32_t* block_probes = all_probes.data() + b0 * to_search;
+
+    // 2. Invert into partition-major order (counting sort; queries ascending within a
+    // partition).
+    auto& starts = scratch.members_begin;
+    starts.assign(num_partitions + 1, 0);
+    for (size_t e = 0; e < nq * to_search; ++e) ++starts[block_probes[e] + 1];
+    for (size_t c = 0; c < num_partitions; ++c) starts[c + 1] += starts[c];
+    scratch.members.resize(nq * to_search);
+    {
+      std::vector<uint32_t> cursor(starts.begin(), starts.end() - 1);
       for (size_t i = 0; i < nq; ++i) {
-        for (size_t c = 0; c < num_partitions; ++c) {
-          dots[i * num_partitions + c] = dot_kernel(q_block + i * d, centroids_.data() + c * d, p);
+        for (size_t j = 0; j < to_search; ++j) {
+          scratch.members[cursor[block_probes[i * to_search + j]]++] =
+              static_cast<uint32_t>(i);
         }
       }
     }
-    for (size_t i = 0; i < nq; ++i) {
-      RETURN_IF_ERROR(CheckInterrupted(params));
-      const float* q = q_block + i * d;
-      RankCentroids(dots + i * num_partitions, centroid_norms, partitions_to_search,
-                    &scratch.ranked);
-      const auto& ranked = scratch.ranked;
-      if (int8_scan) {
-        if (params.deadline != absl::InfiniteFuture() || params.cancelled) {
-          // Checked once per query here (the scan of a few partitions is short).
-          RETURN_IF_ERROR(CheckInterrupted(params));
-        }
-        (*results)[qb + i] = SearchOneInt8(
-            q, params, absl::MakeConstSpan(ranked.data(), partitions_to_search));
-        continue;
-      }
 
-      const float q_inv = m == Metric::kCosine ? 1.0f / std::sqrt(SquaredNorm(q, p)) : 0.0f;
-      TopK heap(k, size_);
-      for (int j = 0; j < partitions_to_search; ++j) {
-        if (j > 0) RETURN_IF_ERROR(CheckInterrupted(params));
-        const VectorRows& rows = partitions_[ranked[j].second];
-        const size_t n = rows.size();
-        const DatapointId* ids = rows.ids().data();
-        switch (m) {
-          case Metric::kL2:
-            for (size_t r = 0; r < n; ++r) {
-              const float key = L2Sqr(q, rows.row(r), p);
-              if (key <= heap.threshold()) heap.Push(key, ids[r]);
-            }
-            break;
-          case Metric::kInnerProduct:
-            for (size_t r = 0; r < n; ++r) {
-              const float key = -Dot(q, rows.row(r), p);
-              if (key <= heap.threshold()) heap.Push(key, ids[r]);
-            }
-            break;
-          case Metric::kCosine:
-            for (size_t r = 0; r < n; ++r) {
-              const float* x = rows.row(r);
-              const float xn = p == d ? rows.squared_norm(r) : SquaredNorm(x, p);
-              const float key = xn > 0.0f ? -(Dot(q, x, p) * q_inv / std::sqrt(xn)) : -0.0f;
-              if (key <= heap.threshold()) heap.Push(key, ids[r]);
-            }
-            break;
+    // 3. Scan each probed partition once for all its queries.
+    if (int8_scan) {
+      const int stride = quantizer_.code_stride();
+      const size_t keep = CandidatesToKeep(params);
+      scratch.weights.resize(nq * stride);
+      std::vector<Int8Query> terms(nq);
+      for (size_t i = 0; i < nq; ++i) {
+        terms[i] = PrepareInt8Query(q_base + i * d, scratch.weights.data() + i * stride,
+                                    &scratch.unit_query);
+      }
+      scratch.candidates.resize(nq * keep);
+      scratch.heap_sizes.assign(nq, 0);
+      for (size_t c = 0; c < num_partitions; ++c) {
+        const uint32_t first = starts[c], last = starts[c + 1];
+        const CodeRows& codes = codes_[c];
+        const size_t n = codes.size();
+        if (first == last || n == 0) continue;
+        if (interruptible) RETURN_IF_ERROR(CheckInterrupted(params));
+        for (uint32_t g = first; g < last; g += kKernelQueries) {
+          const size_t ng = std::min<size_t>(kKernelQueries, last - g);
+          scratch.weight_rows.resize(ng);
+          for (size_t i = 0; i < ng; ++i) {
+            scratch.weight_rows[i] =
+                scratch.weights.data() + static_cast<size_t>(scratch.members[g + i]) * stride;
+          }
+          if (scratch.code_dots.size() < ng * n) scratch.code_dots.resize(ng * n);
+          kernels::DotU8I16Multi(codes.data(), static_cast<size_t>(stride), n,
+                                 scratch.weight_rows.data(), ng, stride,
+                                 scratch.code_dots.data());
+          for (size_t i = 0; i < ng; ++i) {
+            const uint32_t qi = scratch.members[g + i];
+            OfferInt8Scores(static_cast<uint32_t>(c), scratch.code_dots.data() + i * n,
+                            terms[qi], keep, scratch.candidates.data() + qi * keep,
+                            &scratch.heap_sizes[qi]);
+          }
         }
       }
-      (*results)[qb + i] = heap.Finish(/*negate=*/HigherIsNearer(m));
+      // 4. Exact reorder, query by query.
+      for (size_t i = 0; i < nq; ++i) {
+        (*results)[b0 + i] = ReorderInt8(
+            q_base + i * d, terms[i].q_inv,
+            absl::MakeConstSpan(scratch.candidates.data() + i * keep, scratch.heap_sizes[i]),
+            k);
+      }
+      continue;
     }
+
+    // Float rows: exact keys, one bounded heap per query.
+    std::vector<TopK> heaps(nq, TopK(k, size_));
+    std::vector<float> q_inv(nq, 0.0f);
+    if (m == Metric::kCosine) {
+      for (size_t i = 0; i < nq; ++i) q_inv[i] = 1.0f / std::sqrt(SquaredNorm(q_base + i * d, p));
+    }
+    for (size_t c = 0; c < num_partitions; ++c) {
+      const uint32_t first = starts[c], last = starts[c + 1];
+      const VectorRows& rows = partitions_[c];
+      const size_t n = rows.size();
+      if (first == last || n == 0) continue;
+      if (interruptible) RETURN_IF_ERROR(CheckInterrupted(params));
+      const DatapointId* ids = rows.ids().data();
+      for (uint32_t g = first; g < last; ++g) {
+        const uint32_t qi = scratch.members[g];
+        const float* q = q_base + static_cast<size_t>(qi) * d;
+        TopK& heap = heaps[qi];
+        for (size_t r = 0; r < n; ++r) {
+          const float key = FloatKey(q, q_inv[qi], rows, r, p);
+          if (key <= heap.threshold()) heap.Push(key, ids[r]);
+        }
+      }
+    }
+    for (size_t i = 0; i < nq; ++i) (*results)[b0 + i] = heaps[i].Finish(HigherIsNearer(m));
   }
   return absl::OkStatus();
 }

@@ -55,9 +55,20 @@ namespace nestor {
 // them exactly with the float rows ("reorder"). Prefix queries (prefix_dim < dimension)
 // use the float scan for now. The float rows are kept for reorder, GetVector and Save.
 //
-// A batch is split over
-// SearchParams.num_threads threads. Deadline and cancellation are checked between
-// queries and between partitions.
+// Batches. One query is searched as above. A batch is split into SearchParams.num_threads
+// contiguous chunks of queries, one per thread; each thread picks its queries' partitions
+// (the same centroid scores as one query gets) and searches its chunk partition-major in
+// blocks of up to 2048 queries: the (query, partition) pairs are
+// inverted into per-partition query lists, and each probed partition is then scanned once
+// for all of its queries (int8: a multi-query integer kernel scores a few code rows
+// against a few queries per load, index/kernels/simd.h; float: the partition's rows stay
+// in cache across its queries), feeding per-query bounded heaps; the int8 reorder follows
+// per query. Heaps break ties by location (int8 candidates) or id (results), so a batch
+// returns exactly what the same queries return one by one. (Splitting queries rather
+// than partitions across threads needs no merge of per-thread heaps.)
+//
+// Deadline and cancellation are checked between queries and blocks, and between
+// partitions.
 //
 // Thread safety: as Index (searches share a reader lock; Upsert, Remove and Build hold the
 // writer lock, so Build blocks searches while it trains; swap a freshly built index in
@@ -116,13 +127,61 @@ class PartitionedIndex : public Index {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Removes the row at `location`, fixing the location of the row moved into it.
   void Erase(Location location) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Searches queries [begin, end) into (*results)[begin, end).
-  absl::Status SearchRange(absl::Span<const float> queries, const SearchParams& params,
-                           int partitions_to_search, absl::Span<const float> centroid_norms,
+  // Searches the one query of `queries` into (*results)[0] (per-query path).
+  absl::Status SearchOne(absl::Span<const float> queries, const SearchParams& params,
+                         int partitions_to_search, absl::Span<const float> centroid_norms,
+                         std::vector<std::vector<Neighbor>>* results) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // The nearest `partitions_to_search` partitions of queries [begin, end) (prefix `p`),
+  // nearest first, into rows [begin, end) of probes (num_queries x partitions_to_search).
+  // Scores centroids with the dispatched Dot kernel, as the single-query path does, so
+  // both pick the same partitions. (Not sgemm: OpenBLAS's threads spin after each
+  // threaded call and took one of the search threads' cores.) Checks interruption every
+  // kQueryBlock queries.
+  absl::Status ProbeBatch(absl::Span<const float> queries, int p, int partitions_to_search,
+                          absl::Span<const float> centroid_norms, const SearchParams& params,
+                          size_t begin, size_t end, uint32_t* probes) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // The partition-major batch path (see class comment) for queries [begin, end), whose
+  // partitions are rows [begin, end) of `probes`; same results as SearchOne query by
+  // query.
+  absl::Status SearchBatch(absl::Span<const float> queries, const SearchParams& params,
+                           int partitions_to_search, absl::Span<const uint32_t> probes,
                            size_t begin, size_t end,
                            std::vector<std::vector<Neighbor>>* results) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Query-centroid dot products of `nq` rows of `q_block` (dimension() apart) over the
+  // first `p` coordinates into dots (nq x num_partitions): sgemm from kMinGemmQueries up.
+  void ScoreCentroids(const float* q_block, size_t nq, int p, float* dots) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Key (smaller is nearer) of row `r` of `rows` for query `q` on the first `p`
+  // coordinates; `q_inv` = 1/|q prefix| under cosine.
+  float FloatKey(const float* q, float q_inv, const VectorRows& rows, size_t r, int p) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
+  // Per-query terms of the int8 scan: x.q ~ dot * inv_weight_scale + bias.
+  struct Int8Query {
+    float bias = 0.0f;
+    float inv_weight_scale = 0.0f;
+    float q_inv = 0.0f;  // cosine: 1 / |q|
+  };
+  // (approximate key, partition << 32 | row).
+  using Candidate = std::pair<float, uint64_t>;
+  // Writes the int16 weights of `q` (code_stride() entries, zero padded) and returns its
+  // terms; `unit_query` is scratch for cosine.
+  Int8Query PrepareInt8Query(const float* q, int16_t* weights,
+                             std::vector<float>* unit_query) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Candidates kept by the int8 scan: reorder_k resolved (see SearchParams), >= k.
+  size_t CandidatesToKeep(const SearchParams& params) const;
+  // Turns partition `p`'s integer dots into approximate keys and offers them to the
+  // bounded heap heap[0, *size) of `keep` candidates.
+  void OfferInt8Scores(uint32_t p, const int32_t* dots, const Int8Query& terms, size_t keep,
+                       Candidate* heap, size_t* size) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Exact re-scoring of `candidates` with the float rows; the top k, nearest first.
+  std::vector<Neighbor> ReorderInt8(const float* q, float q_inv,
+                                    absl::Span<const Candidate> candidates, size_t k) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // The int8 scan of one full-dimension query `q` over the partitions `probes`, then the
   // exact reorder; see class comment. Returns the top k, nearest first.
   std::vector<Neighbor> SearchOneInt8(const float* q, const SearchParams& params,
