@@ -632,7 +632,7 @@ int Main(int argc, char** argv) {
         ->capture_default_str();
     cmd->add_option("--code_type", o.code_type,
                     "Codes scanned inside partitions: float (exact scan) or int8 (scalar-"
-                    "quantized scan, then exact reorder) [default: the server's, float]")
+                    "quantized scan, then exact reorder) [default: the server's, int8]")
         ->check(CLI::IsMember(code_type_names));
     cmd->add_option("--reorder_k", o.reorder_k_default,
                     "int8 codes: candidates per query re-scored exactly when a query does "
