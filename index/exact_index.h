@@ -28,7 +28,9 @@ namespace nestor {
 //            re-normalized, Kusupati et al. 2022); a stored vector whose prefix is all
 //            zeros scores 0.
 // Prefix norms are computed on the fly; full-dimension norms are cached. Ties are broken
-// by the smaller id. SearchParams.num_threads splits the query batch;
+// by the smaller id. Batches of kMinGemmQueries or more run on the calling thread and BLAS
+// threads the sgemm (as FAISS IndexFlat does); SearchParams.num_threads splits smaller
+// batches;
 // partitions_to_search is ignored. Deadline and cancellation are checked between blocks.
 //
 // Thread safety: as Index (searches share a reader lock; writes are exclusive).

@@ -601,11 +601,23 @@ absl::Status PartitionedIndex::ProbeBatch(absl::Span<const float> queries, int p
   const size_t to_search = static_cast<size_t>(partitions_to_search);
   SearchScratch& scratch = Scratch();
   if (scratch.dots.size() < num_partitions) scratch.dots.resize(num_partitions);
-  for (size_t i = begin; i < end; ++i) {
-    if ((i - begin) % kQueryBlock == 0) RETURN_IF_ERROR(CheckInterrupted(params));
-    ScoreCentroids(queries.data() + i * d, 1, p, scratch.dots.data());
-    RankCentroids(scratch.dots.data(), centroid_norms, partitions_to_search, &scratch.ranked);
-    for (size_t j = 0; j < to_search; ++j) probes[i * to_search + j] = scratch.ranked[j].second;
+  // Queries per DotRows call: their rows stay in L1 while the centroids stream by.
+  constexpr size_t kProbeBlock = 8;
+  if (scratch.dots.size() < kProbeBlock * num_partitions) {
+    scratch.dots.resize(kProbeBlock * num_partitions);
+  }
+  for (size_t g = begin; g < end; g += kProbeBlock) {
+    if ((g - begin) % kQueryBlock == 0) RETURN_IF_ERROR(CheckInterrupted(params));
+    const size_t ng = std::min(kProbeBlock, end - g);
+    kernels::DotRows(queries.data() + g * d, d, ng, centroids_.data(), d, num_partitions, p,
+                     scratch.dots.data());
+    for (size_t i = 0; i < ng; ++i) {
+      RankCentroids(scratch.dots.data() + i * num_partitions, centroid_norms,
+                    partitions_to_search, &scratch.ranked);
+      for (size_t j = 0; j < to_search; ++j) {
+        probes[(g + i) * to_search + j] = scratch.ranked[j].second;
+      }
+    }
   }
   return absl::OkStatus();
 }

@@ -134,9 +134,10 @@ class PartitionedIndex : public Index {
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // The nearest `partitions_to_search` partitions of queries [begin, end) (prefix `p`),
   // nearest first, into rows [begin, end) of probes (num_queries x partitions_to_search).
-  // Scores centroids with the dispatched Dot kernel, as the single-query path does, so
-  // both pick the same partitions. (Not sgemm: OpenBLAS's threads spin after each
-  // threaded call and took one of the search threads' cores.) Checks interruption every
+  // Scores centroids with kernels::DotRows (several queries x centroids per load, bit for
+  // bit the Dot the single-query path uses, so both pick the same partitions). Not
+  // sgemm: OpenBLAS's worker threads spin after each threaded call and took the search
+  // threads' cores. Checks interruption every
   // kQueryBlock queries.
   absl::Status ProbeBatch(absl::Span<const float> queries, int p, int partitions_to_search,
                           absl::Span<const float> centroid_norms, const SearchParams& params,

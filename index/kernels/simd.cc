@@ -416,7 +416,79 @@ NESTOR_AVX512 float L2SqrAvx512(const float* a, const float* b, int d) {
   }
   return HSum512f(_mm512_add_ps(acc0, acc1));
 }
+// Two queries x four rows, two accumulators per product exactly as DotAvx512 (lanes
+// [i, i+16) into acc0, [i+16, i+32) into acc1, the same masked tail, the same final sum).
+NESTOR_AVX512 void DotRowsAvx512(const float* queries, size_t ldq, size_t num_queries,
+                                 const float* rows, size_t ldr, size_t count, int d,
+                                 float* out) {
+  const int body = d / 32 * 32;
+  const int left = d - body;
+  const __mmask16 m0 = left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1);
+  const __mmask16 m1 = left > 16 ? __mmask16((1u << (left - 16)) - 1) : __mmask16(0);
+  size_t i = 0;
+  for (; i + 2 <= num_queries; i += 2) {
+    const float* q0 = queries + i * ldq;
+    const float* q1 = q0 + ldq;
+    size_t c = 0;
+    for (; c + 4 <= count; c += 4) {
+      const float* r[4] = {rows + c * ldr, rows + (c + 1) * ldr, rows + (c + 2) * ldr,
+                           rows + (c + 3) * ldr};
+      __m512 a0[2][4], a1[2][4];
+      for (int x = 0; x < 2; ++x)
+        for (int y = 0; y < 4; ++y) a0[x][y] = a1[x][y] = _mm512_setzero_ps();
+      for (int j = 0; j < body; j += 32) {
+        const __m512 q00 = _mm512_loadu_ps(q0 + j), q01 = _mm512_loadu_ps(q0 + j + 16);
+        const __m512 q10 = _mm512_loadu_ps(q1 + j), q11 = _mm512_loadu_ps(q1 + j + 16);
+        for (int y = 0; y < 4; ++y) {
+          const __m512 x0 = _mm512_loadu_ps(r[y] + j), x1 = _mm512_loadu_ps(r[y] + j + 16);
+          a0[0][y] = _mm512_fmadd_ps(q00, x0, a0[0][y]);
+          a1[0][y] = _mm512_fmadd_ps(q01, x1, a1[0][y]);
+          a0[1][y] = _mm512_fmadd_ps(q10, x0, a0[1][y]);
+          a1[1][y] = _mm512_fmadd_ps(q11, x1, a1[1][y]);
+        }
+      }
+      if (left > 0) {
+        const __m512 q00 = _mm512_maskz_loadu_ps(m0, q0 + body);
+        const __m512 q10 = _mm512_maskz_loadu_ps(m0, q1 + body);
+        for (int y = 0; y < 4; ++y) {
+          const __m512 x0 = _mm512_maskz_loadu_ps(m0, r[y] + body);
+          a0[0][y] = _mm512_fmadd_ps(q00, x0, a0[0][y]);
+          a0[1][y] = _mm512_fmadd_ps(q10, x0, a0[1][y]);
+        }
+        if (left > 16) {
+          const __m512 q01 = _mm512_maskz_loadu_ps(m1, q0 + body + 16);
+          const __m512 q11 = _mm512_maskz_loadu_ps(m1, q1 + body + 16);
+          for (int y = 0; y < 4; ++y) {
+            const __m512 x1 = _mm512_maskz_loadu_ps(m1, r[y] + body + 16);
+            a1[0][y] = _mm512_fmadd_ps(q01, x1, a1[0][y]);
+            a1[1][y] = _mm512_fmadd_ps(q11, x1, a1[1][y]);
+          }
+        }
+      }
+      for (int x = 0; x < 2; ++x) {
+        for (int y = 0; y < 4; ++y) {
+          out[(i + x) * count + c + y] = HSum512f(_mm512_add_ps(a0[x][y], a1[x][y]));
+        }
+      }
+    }
+    for (; c < count; ++c) {
+      out[i * count + c] = DotAvx512(q0, rows + c * ldr, d);
+      out[(i + 1) * count + c] = DotAvx512(q1, rows + c * ldr, d);
+    }
+  }
+  for (; i < num_queries; ++i) {
+    for (size_t c = 0; c < count; ++c) out[i * count + c] = DotAvx512(queries + i * ldq, rows + c * ldr, d);
+  }
+}
 #endif  // NESTOR_X86
+
+template <FloatKernelFn kDot>
+void DotRowsPairwise(const float* queries, size_t ldq, size_t num_queries, const float* rows,
+                     size_t ldr, size_t count, int d, float* out) {
+  for (size_t i = 0; i < num_queries; ++i) {
+    for (size_t c = 0; c < count; ++c) out[i * count + c] = kDot(queries + i * ldq, rows + c * ldr, d);
+  }
+}
 
 SimdPath DetectBest() {
 #if NESTOR_X86
@@ -500,6 +572,21 @@ DotU8I16MultiFn DotU8I16MultiFor(SimdPath path) {
 #endif
   (void)path;
   return DotU8I16MultiPortable;
+}
+
+DotRowsFn DotRowsFor(SimdPath path) {
+#if NESTOR_X86
+  if (path == SimdPath::kAvx512) return DotRowsAvx512;
+  if (path == SimdPath::kAvx2) return DotRowsPairwise<DotAvx2>;
+#endif
+  (void)path;
+  return DotRowsPairwise<DotPortable>;
+}
+
+void DotRows(const float* queries, size_t ldq, size_t num_queries, const float* rows,
+             size_t ldr, size_t count, int d, float* out) {
+  static const DotRowsFn fn = DotRowsFor(ActivePath());
+  fn(queries, ldq, num_queries, rows, ldr, count, d, out);
 }
 
 FloatKernelFn DotFor(SimdPath path) {

@@ -69,6 +69,17 @@ using FloatKernelFn = float (*)(const float* a, const float* b, int d);
 FloatKernelFn DotFor(SimdPath path);
 FloatKernelFn L2SqrFor(SimdPath path);
 
+// Dot products of `num_queries` queries (rows of `queries`, `ldq` floats apart) with
+// `count` rows (`ldr` floats apart) over the first `d` coordinates:
+//   out[i * count + c] = DotFor(path)(queries + i * ldq, rows + c * ldr, d),
+// bit for bit (same accumulation order), several queries x rows per pass so each load
+// serves several products. Scores a batch's queries against all centroids.
+using DotRowsFn = void (*)(const float* queries, size_t ldq, size_t num_queries,
+                           const float* rows, size_t ldr, size_t count, int d, float* out);
+DotRowsFn DotRowsFor(SimdPath path);
+void DotRows(const float* queries, size_t ldq, size_t num_queries, const float* rows,
+             size_t ldr, size_t count, int d, float* out);
+
 }  // namespace nestor::kernels
 
 #endif  // NESTOR_INDEX_KERNELS_SIMD_H_

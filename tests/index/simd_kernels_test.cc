@@ -131,6 +131,31 @@ TEST(SimdKernelsTest, MultiQueryDotU8I16MatchesPortableOnEveryPath) {
   }
 }
 
+TEST(SimdKernelsTest, DotRowsIsBitIdenticalToDotOnEveryPath) {
+  std::mt19937_64 rng(17);
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  for (int d : {1, 7, 16, 17, 32, 33, 63, 784}) {
+    const size_t ld = d + 3;
+    for (size_t nq : {size_t{1}, size_t{2}, size_t{5}}) {
+      for (size_t count : {size_t{1}, size_t{4}, size_t{9}}) {
+        std::vector<float> q(nq * ld), r(count * ld);
+        for (float& x : q) x = uniform(rng);
+        for (float& x : r) x = uniform(rng);
+        for (SimdPath path : SupportedPaths()) {
+          std::vector<float> got(nq * count, -1.0f);
+          DotRowsFor(path)(q.data(), ld, nq, r.data(), ld, count, d, got.data());
+          for (size_t i = 0; i < nq; ++i) {
+            for (size_t c = 0; c < count; ++c) {
+              EXPECT_EQ(got[i * count + c], DotFor(path)(q.data() + i * ld, r.data() + c * ld, d))
+                  << SimdPathName(path) << " d=" << d << " i=" << i << " c=" << c;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
 TEST(SimdKernelsTest, FloatKernelsAgreeWithPortableOnEveryPath) {
   std::mt19937_64 rng(5);
   std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
