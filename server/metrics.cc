@@ -1,22 +1,14 @@
 #include "server/metrics.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-#include <atomic>
-#include <exception>
-#include <thread>
-#include <vector>
+#include <memory>
+#include <string>
 
 #include <prometheus/counter.h>
-#include <prometheus/exposer.h>
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
-#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "server/status_util.h"
 
 namespace nestor::server {
@@ -28,21 +20,6 @@ const prometheus::Histogram::BucketBoundaries& LatencyBuckets() {
       0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
       0.05,   0.1,     0.25,   0.5,   1.0,    2.5,   5.0,   10.0};
   return *kBuckets;
-}
-
-// Opens and closes one TCP connection to 127.0.0.1:port (or the IPv4 listen address).
-void Poke(const std::string& listen_address, int port) {
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  if (inet_pton(AF_INET, listen_address.c_str(), &addr.sin_addr) != 1 ||
-      addr.sin_addr.s_addr == htonl(INADDR_ANY)) {
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  }
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return;
-  ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  ::close(fd);
 }
 
 }  // namespace
@@ -93,38 +70,13 @@ std::unique_ptr<ServerMetrics> ServerMetrics::CreateWithoutExposer() {
 absl::StatusOr<std::unique_ptr<ServerMetrics>> ServerMetrics::Create(
     const std::string& listen_address, int port) {
   std::unique_ptr<ServerMetrics> metrics(new ServerMetrics());
-  const std::string bind = absl::StrCat(listen_address, ":", port);
-  try {  // civetweb reports bind failures by throwing: stop them here.
-    metrics->exposer_ = std::make_unique<prometheus::Exposer>(bind, /*num_threads=*/2);
-  } catch (const std::exception& e) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot serve metrics on ", bind, ": ", e.what()));
-  }
-  metrics->exposer_->RegisterCollectable(metrics->registry_, "/metrics");
-  std::vector<int> ports = metrics->exposer_->GetListeningPorts();
-  if (ports.empty()) {
-    return absl::UnavailableError(absl::StrCat("metrics exposer on ", bind, " bound no port"));
-  }
-  metrics->port_ = ports.front();
-  metrics->listen_address_ = listen_address;
+  ASSIGN_OR_RETURN(metrics->http_,
+                   MetricsHttpServer::Start(listen_address, port, metrics->registry_));
+  metrics->port_ = metrics->http_->port();
   return metrics;
 }
 
-void ServerMetrics::Stop() {
-  if (exposer_ == nullptr) return;
-  // civetweb's listener polls with a 2 s timeout before it sees the stop flag; poke it
-  // with connections meanwhile so that stopping takes milliseconds, not seconds.
-  std::atomic<bool> stopped{false};
-  std::thread stopper([this, &stopped] {
-    exposer_.reset();
-    stopped = true;
-  });
-  while (!stopped) {
-    Poke(listen_address_, port_);
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  stopper.join();
-}
+void ServerMetrics::Stop() { http_.reset(); }
 
 void ServerMetrics::RecordRequest(absl::string_view method, absl::StatusCode code,
                                   absl::Duration latency) {

@@ -11,9 +11,9 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "index/index.h"
+#include "server/metrics_http.h"
 
 namespace prometheus {
-class Exposer;
 class Registry;
 template <typename T> class Family;
 class Counter;
@@ -39,7 +39,7 @@ double BytesPerVector(const IndexStats& stats);
 // metrics are internally synchronized).
 class ServerMetrics {
  public:
-  // Starts the HTTP exposer on `listen_address`:`port` (0 picks a free port).
+  // Starts serving /metrics (MetricsHttpServer) on `listen_address`:`port` (0 picks a free port).
   // UNAVAILABLE if the port cannot be bound.
   static absl::StatusOr<std::unique_ptr<ServerMetrics>> Create(
       const std::string& listen_address, int port);
@@ -71,9 +71,8 @@ class ServerMetrics {
   ServerMetrics();
 
   std::shared_ptr<prometheus::Registry> registry_;
-  std::unique_ptr<prometheus::Exposer> exposer_;
+  std::unique_ptr<MetricsHttpServer> http_;
   int port_ = 0;
-  std::string listen_address_;
   prometheus::Family<prometheus::Counter>* requests_total_;
   prometheus::Family<prometheus::Histogram>* request_duration_seconds_;
   prometheus::Family<prometheus::Counter>* queries_total_;

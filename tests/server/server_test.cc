@@ -38,6 +38,8 @@ namespace {
 using ::nestor::testing::IsOk;
 using ::nestor::testing::StatusIs;
 using ::testing::HasSubstr;
+using ::testing::Not;
+using ::testing::StartsWith;
 
 constexpr int kDim = 16;
 constexpr int kNumVectors = 2000;
@@ -81,8 +83,8 @@ std::vector<Expected> Oracle(const std::vector<uint64_t>& ids, const std::vector
   return all;
 }
 
-// Minimal HTTP/1.0 GET on 127.0.0.1:port; returns the body ("" on failure).
-std::string HttpGet(int port, const std::string& path) {
+// Minimal HTTP/1.0 request on 127.0.0.1:port; returns the whole response ("" on failure).
+std::string HttpRequest(int port, const std::string& method, const std::string& path) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) return "";
   sockaddr_in addr{};
@@ -93,7 +95,7 @@ std::string HttpGet(int port, const std::string& path) {
     ::close(fd);
     return "";
   }
-  const std::string request = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+  const std::string request = method + " " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
   if (::send(fd, request.data(), request.size(), 0) < 0) {
     ::close(fd);
     return "";
@@ -103,6 +105,12 @@ std::string HttpGet(int port, const std::string& path) {
   ssize_t got;
   while ((got = ::recv(fd, buffer, sizeof(buffer), 0)) > 0) response.append(buffer, got);
   ::close(fd);
+  return response;
+}
+
+// The body of a GET ("" on failure).
+std::string HttpGet(int port, const std::string& path) {
+  const std::string response = HttpRequest(port, "GET", path);
   const size_t body = response.find("\r\n\r\n");
   return body == std::string::npos ? "" : response.substr(body + 4);
 }
@@ -851,6 +859,22 @@ TEST_F(ServerTest, MetricsEndpointCountsRequestsAndQueries) {
               memory / kNumVectors, 1e-6 * memory);
   EXPECT_GE(MetricValue(text, "nestor_index_build_seconds", {"index=\"main\""}), 0);
   EXPECT_EQ(MetricValue(text, "nestor_index_bytes_per_vector", {"index=\"gone\""}), -1);
+}
+
+// Stray HTTP requests (browsers, scanners, probes) get 404/405 and never take the
+// server down; Debian's civetweb used to crash writing its own error pages.
+TEST_F(ServerTest, MetricsPortAnswersOtherPathsAndMethodsWithoutCrashing) {
+  const int port = server_->metrics_port();
+  ASSERT_THAT(Create("first"), IsOk());  // so that /metrics has a sample to show
+  EXPECT_THAT(HttpRequest(port, "GET", "/favicon.ico"), StartsWith("HTTP/1.1 404"));
+  EXPECT_THAT(HttpRequest(port, "GET", "/"), StartsWith("HTTP/1.1 404"));
+  EXPECT_THAT(HttpRequest(port, "POST", "/metrics"), StartsWith("HTTP/1.1 405"));
+  EXPECT_THAT(HttpRequest(port, "DELETE", "/metrics"), StartsWith("HTTP/1.1 405"));
+  const std::string head = HttpRequest(port, "HEAD", "/metrics");
+  EXPECT_THAT(head, StartsWith("HTTP/1.1 200"));
+  EXPECT_THAT(head, Not(HasSubstr("nestor_requests_total")));
+  EXPECT_THAT(HttpGet(port, "/metrics"), HasSubstr("nestor_requests_total"));
+  ASSERT_THAT(Create("still_up"), IsOk());  // the gRPC side is still serving too
 }
 
 // An int8-coded partitioned index ("main8", 8 partitions) holding ids_ / data_.
