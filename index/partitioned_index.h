@@ -109,6 +109,9 @@ class PartitionedIndex : public Index {
   absl::Status SerializeImpl(std::string* out) const override ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
  private:
+  // index/partitioned_index_trace.cc: the autotuner's scan (index/tuning_trace.h).
+  friend class PartitionedIndexTraceAccess;
+
   struct Location {
     uint32_t partition;
     uint32_t row;

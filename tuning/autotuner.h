@@ -1,0 +1,147 @@
+// The offline autotuner end to end over a built partitioned index (Sun, Guo & Kumar,
+// "Automating Nearest Neighbor Search Configuration with Constrained Optimization",
+// ICLR 2023): record one trace of per-stage neighbour ranks for a sample of tuning
+// queries with exact ground truth, predict recall of every (partitions_to_search,
+// reorder_k) of a grid from it, calibrate the per-stage cost model with a few short
+// timed runs on this machine, solve the constrained problem with the Lagrangian solver,
+// and measure a handful of frontier points (and the chosen one) for the report.
+//
+// Nothing here changes the index: the result is a set of operating points
+// (tuning/operating_point.h) the caller may apply as search defaults.
+#ifndef NESTOR_TUNING_AUTOTUNER_H_
+#define NESTOR_TUNING_AUTOTUNER_H_
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/span.h"
+#include "index/index.h"
+#include "tuning/cost_model.h"
+#include "tuning/grid.h"
+#include "tuning/operating_point.h"
+#include "tuning/solver.h"
+#include "tuning/trace.h"
+
+namespace nestor::tuning {
+
+// Queries sampled from the indexed data ("leave one out"). When there is no query log,
+// tuning queries may be copies of indexed vectors; each would then find itself at
+// distance 0, which held-out queries never do. Passing `self_ids` (num_queries ids, the
+// indexed vector each query copies) makes every function below treat query i as if
+// self_ids[i] were not indexed: the oracle skips it, the trace gives it no approximate
+// key (it competes with no neighbour), and measurement searches k + 1 neighbours with
+// reorder_k + 1 candidates and drops it, which returns exactly what the index without
+// that vector would (its own partition is probed first and its code scores best, so it
+// takes the one extra candidate slot). Empty: queries are not from the data.
+
+// Exact top-k ids of each query (num_queries x k, nearest first) from an exact index
+// over the same vectors (the oracle). INVALID_ARGUMENT when the index holds fewer than k
+// (+1 with self_ids) vectors.
+absl::StatusOr<std::vector<DatapointId>> ExactNeighborIds(
+    const Index& exact, absl::Span<const float> queries, int k,
+    absl::Span<const DatapointId> self_ids = {});
+
+// The trace of a built partitioned index (index/tuning_trace.h feeding TraceBuilder) for
+// `queries` (num_queries x dimension) whose exact top-k ids are `true_ids` (num_queries x
+// k). max_partitions as TraceOptions (0 = num_partitions). INVALID_ARGUMENT when a true
+// id is not in the index or sizes disagree; the scan's errors otherwise.
+absl::StatusOr<Trace> BuildIndexTrace(const Index& index, absl::Span<const float> queries,
+                                      absl::Span<const DatapointId> true_ids, int k,
+                                      int max_partitions,
+                                      absl::Span<const DatapointId> self_ids = {});
+
+// Runs `queries` one at a time on one thread with the given settings and measures recall@k
+// against `true_ids`, QPS and latency percentiles (the ann-benchmarks protocol). Fills
+// the measured_* and latency fields of the returned point. `max_queries` > 0 uses only
+// the first max_queries queries.
+absl::StatusOr<OperatingPoint> MeasureOperatingPoint(const Index& index,
+                                                     absl::Span<const float> queries,
+                                                     absl::Span<const DatapointId> true_ids,
+                                                     int k, int partitions_to_search,
+                                                     int reorder_k, int max_queries = 0,
+                                                     absl::Span<const DatapointId> self_ids = {});
+
+// Candidate axes used when AutotuneOptions leaves them empty. Partitions: every value up
+// to 16, then steps growing by about 1/8, up to `max_partitions`. Reorder: multiples of k
+// from k to 50k (int8 codes) or just {k} (float codes, where reorder_k does nothing).
+std::vector<int> DefaultPartitionsAxis(int max_partitions);
+std::vector<int> DefaultReorderAxis(int k, bool uses_codes);
+// Trace depth used when AutotuneOptions.max_partitions is 0: min(num_partitions,
+// max(32, num_partitions / 4)).
+int DefaultMaxPartitions(int num_partitions);
+
+struct AutotuneOptions {
+  // The k of recall@k, >= 1.
+  int k = 10;
+  // Candidate axes (strictly increasing); empty picks the defaults above. Every
+  // partitions_to_search must be <= max_partitions.
+  std::vector<int> partitions_to_search;
+  std::vector<int> reorder_k;
+  // Partitions ranked in the trace; 0 = DefaultMaxPartitions (or the largest
+  // partitions_to_search given, if larger).
+  int max_partitions = 0;
+  // Goal: with max_seconds_per_query > 0, the best recall whose predicted cost fits
+  // (SolveMaxRecall); otherwise the cheapest settings with predicted recall >=
+  // target_recall (SolveMinCost).
+  double target_recall = 0.95;
+  double max_seconds_per_query = 0.0;
+  // Cost calibration: queries per timed run and runs per point (the fastest counts).
+  int calibration_queries = 200;
+  int calibration_repeats = 2;
+  // Frontier points measured (evenly spread over the Pareto set, plus the chosen one);
+  // 0 measures only the chosen point. Queries per measurement: 0 = all tuning queries.
+  int measure_points = 8;
+  int measure_queries = 0;
+  // Called with a stage name and the fraction of the whole run done, in [0, 1].
+  std::function<void(absl::string_view stage, double fraction)> progress;
+};
+
+// One timed calibration run.
+struct CalibrationPoint {
+  int partitions_to_search = 0;
+  int reorder_k = 0;
+  double predicted_seconds_per_query = 0.0;  // by the fitted model
+  double measured_seconds_per_query = 0.0;
+};
+
+struct AutotuneResult {
+  int k = 0;
+  int num_partitions = 0;
+  int dimension = 0;
+  uint64_t num_vectors = 0;
+  int num_queries = 0;
+  int max_partitions = 0;
+  std::string code_type;  // "int8" or "float"
+  GridTable recall_table;
+  GridTable cost_table;
+  CostFit cost_fit;
+  std::vector<CalibrationPoint> calibration;
+  // Predicted hull and Pareto set and the predicted choice.
+  TuningSolution solution;
+  // The measured frontier points, by increasing predicted cost (includes the chosen).
+  std::vector<OperatingPoint> frontier;
+  // solution.chosen with its measured fields.
+  OperatingPoint chosen;
+  // Wall time: trace, calibration, the whole run (measurement of the frontier included).
+  double trace_seconds = 0.0;
+  double calibration_seconds = 0.0;
+  double tuning_seconds = 0.0;
+};
+
+// Tunes `index` (built, partitioned) with `queries` (num_queries x dimension) and their
+// exact top-k ids `true_ids` (num_queries x k, ExactNeighborIds). Errors: those of
+// BuildIndexTrace and the models; INVALID_ARGUMENT for bad options; OUT_OF_RANGE from the
+// solver when the goal is unreachable, its message stating the best achievable recall
+// (and its cost) or the cheapest cost.
+absl::StatusOr<AutotuneResult> Autotune(const Index& index, absl::Span<const float> queries,
+                                        absl::Span<const DatapointId> true_ids,
+                                        const AutotuneOptions& options,
+                                        absl::Span<const DatapointId> self_ids = {});
+
+}  // namespace nestor::tuning
+
+#endif  // NESTOR_TUNING_AUTOTUNER_H_
