@@ -143,6 +143,7 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv) 
   uint32_t grpc_port = 0, metrics_port = 0, max_batch_size = 0, max_neighbor_count = 0,
            grpc_threads = 0, search_threads = 0;
   uint64_t max_message_bytes = 0;
+  std::vector<std::string> tuning_files;
 
   app.add_option("--config", config_path,
                  "Text-format nestor.v1.ServerConfig file; flags override its fields")
@@ -172,6 +173,10 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv) 
   app.add_option("--search_threads", search_threads,
                  "Threads one batched search may use (default 0 = 1, so gRPC threads x "
                  "search threads do not oversubscribe the cores)");
+  app.add_option("--tuning_file", tuning_files,
+                 "NAME=PATH: apply the TuningResult at PATH (written by `nestor tune`) to "
+                 "index NAME as its query defaults at start; repeatable, added to the "
+                 "config file's tuning_files");
   app.add_option("--ready_file", ready_file,
                  "Once serving, atomically write this file with the bound ports as two "
                  "lines: grpc_port=N and metrics_port=M (default: none)");
@@ -206,6 +211,7 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv) 
   if (app.count("--max_message_bytes") > 0) config.set_max_message_bytes(max_message_bytes);
   if (app.count("--grpc_threads") > 0) config.set_grpc_threads(grpc_threads);
   if (app.count("--search_threads") > 0) config.set_search_threads(search_threads);
+  for (const std::string& spec : tuning_files) config.add_tuning_files(spec);
   FillServerConfigDefaults(&config);
   absl::Status valid = ValidateServerConfig(config);
   if (!valid.ok()) return valid;

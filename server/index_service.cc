@@ -12,6 +12,7 @@
 #include "absl/types/span.h"
 #include "common/status_macros.h"
 #include "server/status_util.h"
+#include "server/tuning_service.h"
 
 namespace nestor::server {
 namespace {
@@ -419,6 +420,10 @@ absl::Status IndexServiceImpl::DoFindNeighbors(grpc::ServerContext* context,
   }
   ASSIGN_OR_RETURN(std::shared_ptr<Index> index, registry_->Get(request.index()));
   const int dimension = index->dimension();
+  // One read of the tuned defaults per request: a concurrent ApplyTuning is seen whole.
+  const TunedDefaults tuned = options_.tuned_defaults != nullptr
+                                  ? options_.tuned_defaults->Get(index.get())
+                                  : TunedDefaults{};
   std::map<QueryGroupKey, std::vector<int>> groups;
   for (int i = 0; i < n; ++i) {
     const v1::FindNeighborsRequest::Query& query = request.queries(i);
@@ -428,7 +433,10 @@ absl::Status IndexServiceImpl::DoFindNeighbors(grpc::ServerContext* context,
                        query.datapoint().feature_vector_size()));
     }
     const int k = query.neighbor_count() == 0 ? kDefaultNeighborCount : query.neighbor_count();
-    groups[{k, query.partitions_to_search(), query.prefix_dim(), query.reorder_k()}].push_back(i);
+    const int to_search = query.partitions_to_search() > 0 ? query.partitions_to_search()
+                                                           : tuned.partitions_to_search;
+    const int reorder_k = query.reorder_k() > 0 ? query.reorder_k() : tuned.reorder_k;
+    groups[{k, to_search, query.prefix_dim(), reorder_k}].push_back(i);
   }
 
   for (int i = 0; i < n; ++i) response->add_nearest_neighbors();

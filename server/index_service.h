@@ -29,6 +29,8 @@ v1::IndexConfig IndexConfigToProto(const IndexOptions& options);
 // Name, config and stats of one index.
 v1::IndexInfo MakeIndexInfo(const std::string& name, const Index& index);
 
+class TunedDefaultsTable;  // server/tuning_service.h
+
 // Limits of IndexService, from ServerConfig.
 struct IndexServiceOptions {
   // Most queries per FindNeighbors and datapoints per upsert message, >= 1.
@@ -37,6 +39,9 @@ struct IndexServiceOptions {
   int max_neighbor_count = 1000;
   // SearchParams.num_threads of every search, >= 1.
   int search_threads = 1;
+  // Tuned query defaults (server/tuning_service.h) substituted for a query's zero
+  // partitions_to_search / reorder_k; null: none. Not owned.
+  const TunedDefaultsTable* tuned_defaults = nullptr;
 };
 
 // Implements nestor.v1.IndexService (synchronous API). Every RPC validates the whole

@@ -2,6 +2,8 @@
 
 #include <chrono>
 #include <iostream>
+#include <string>
+#include <vector>
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
@@ -41,8 +43,17 @@ absl::StatusOr<std::unique_ptr<NestorServer>> NestorServer::Create(
   service_options.max_batch_size = static_cast<int>(config.max_batch_size());
   service_options.max_neighbor_count = static_cast<int>(config.max_neighbor_count());
   service_options.search_threads = static_cast<int>(config.search_threads());
+  server->tuned_defaults_ = std::make_unique<TunedDefaultsTable>();
+  std::vector<std::string> tuning_files(config.tuning_files().begin(),
+                                        config.tuning_files().end());
+  absl::Status tuned =
+      ApplyTuningFiles(tuning_files, *server->registry_, server->tuned_defaults_.get());
+  if (!tuned.ok()) return tuned;
+  service_options.tuned_defaults = server->tuned_defaults_.get();
   server->service_ = std::make_unique<IndexServiceImpl>(
       server->registry_.get(), server->metrics_.get(), service_options);
+  server->tuning_service_ = std::make_unique<TuningServiceImpl>(
+      server->registry_.get(), server->tuned_defaults_.get(), server->metrics_.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -62,6 +73,7 @@ absl::StatusOr<std::unique_ptr<NestorServer>> NestorServer::Create(
   quota.SetMaxThreads(static_cast<int>(config.grpc_threads()) + kMaxPollers + 1);
   builder.SetResourceQuota(quota);
   builder.RegisterService(server->service_.get());
+  builder.RegisterService(server->tuning_service_.get());
   server->grpc_server_ = builder.BuildAndStart();
   if (server->grpc_server_ == nullptr || server->grpc_port_ == 0) {
     server->grpc_server_.reset();

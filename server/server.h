@@ -15,6 +15,7 @@
 #include "server/index_registry.h"
 #include "server/index_service.h"
 #include "server/metrics.h"
+#include "server/tuning_service.h"
 
 namespace nestor::server {
 
@@ -60,6 +61,8 @@ class NestorServer {
   std::unique_ptr<IndexRegistry> registry_;
   std::unique_ptr<ServerMetrics> metrics_;
   std::unique_ptr<IndexServiceImpl> service_;
+  std::unique_ptr<TunedDefaultsTable> tuned_defaults_;
+  std::unique_ptr<TuningServiceImpl> tuning_service_;
   std::unique_ptr<grpc::Server> grpc_server_;
   int grpc_port_ = 0;
   absl::Mutex mu_;

@@ -1,0 +1,171 @@
+#include "server/tuning_service.h"
+
+#include <fstream>
+#include <sstream>
+
+#include <google/protobuf/text_format.h>
+#include <google/protobuf/util/json_util.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/status_macros.h"
+#include "server/status_util.h"
+
+namespace nestor::server {
+namespace {
+
+v1::Metric MetricToProto(Metric metric) {
+  switch (metric) {
+    case Metric::kInnerProduct: return v1::METRIC_INNER_PRODUCT;
+    case Metric::kCosine: return v1::METRIC_COSINE;
+    case Metric::kL2:
+    default: return v1::METRIC_L2;
+  }
+}
+
+v1::Metric Normalized(v1::Metric metric) {
+  return metric == v1::METRIC_UNSPECIFIED ? v1::METRIC_L2 : metric;
+}
+
+v1::CodeType CodeTypeToProto(CodeType code_type) {
+  return code_type == CodeType::kFloat ? v1::CODE_TYPE_FLOAT : v1::CODE_TYPE_INT8;
+}
+
+}  // namespace
+
+TunedDefaults TunedDefaultsTable::Get(const Index* index) const {
+  absl::MutexLock lock(&mu_);
+  auto it = entries_.find(index);
+  if (it == entries_.end() || it->second.index.expired()) return {};
+  return it->second.defaults;
+}
+
+TunedDefaults TunedDefaultsTable::Set(const std::shared_ptr<Index>& index,
+                                      TunedDefaults defaults) {
+  absl::MutexLock lock(&mu_);
+  absl::erase_if(entries_, [](const auto& kv) { return kv.second.index.expired(); });
+  Entry& entry = entries_[index.get()];
+  TunedDefaults previous;
+  // A stale entry of a freed index at the same address is not this index's.
+  if (entry.index.lock() == index) previous = entry.defaults;
+  entry.index = index;
+  entry.defaults = defaults;
+  return previous;
+}
+
+absl::StatusOr<v1::TuningResult> ReadTuningResult(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read tuning result ", path));
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  const std::string text = buffer.str();
+  v1::TuningResult result;
+  const size_t first = text.find_first_not_of(" \t\r\n");
+  if (first != std::string::npos && text[first] == '{') {
+    google::protobuf::util::JsonParseOptions options;
+    options.ignore_unknown_fields = true;
+    auto status = google::protobuf::util::JsonStringToMessage(text, &result, options);
+    if (!status.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "tuning result ", path, " is not a JSON TuningResult: ", status.ToString()));
+    }
+  } else if (!google::protobuf::TextFormat::ParseFromString(text, &result)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tuning result ", path, " is not a text-format TuningResult"));
+  }
+  return result;
+}
+
+absl::StatusOr<v1::ApplyTuningResponse> ApplyTuningResult(const std::shared_ptr<Index>& index,
+                                                          const v1::TuningResult& result,
+                                                          TunedDefaultsTable* table) {
+  const IndexOptions& options = index->options();
+  if (options.num_partitions == 0) {
+    return absl::FailedPreconditionError(
+        "an exact index has no query settings to tune (num_partitions is 0)");
+  }
+  if (result.dimension() != static_cast<uint32_t>(options.dimension)) {
+    return absl::InvalidArgumentError(absl::StrCat("tuning result is for dimension ",
+                                                   result.dimension(), ", the index has ",
+                                                   options.dimension));
+  }
+  if (result.num_partitions() != static_cast<uint32_t>(options.num_partitions)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "tuning result is for num_partitions ", result.num_partitions(), ", the index has ",
+        options.num_partitions));
+  }
+  if (Normalized(result.metric()) != MetricToProto(options.metric)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tuning result is for metric ", v1::Metric_Name(result.metric()),
+                     ", the index uses ", v1::Metric_Name(MetricToProto(options.metric))));
+  }
+  if (result.code_type() != v1::CODE_TYPE_UNSPECIFIED &&
+      result.code_type() != CodeTypeToProto(options.code_type)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "tuning result is for code type ", v1::CodeType_Name(result.code_type()),
+        ", the index uses ", v1::CodeType_Name(CodeTypeToProto(options.code_type))));
+  }
+  const v1::OperatingPoint& chosen = result.chosen();
+  if (chosen.partitions_to_search() < 1 ||
+      chosen.partitions_to_search() > static_cast<uint32_t>(options.num_partitions)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "chosen.partitions_to_search must be in 1..", options.num_partitions, ", got ",
+        chosen.partitions_to_search()));
+  }
+  if (chosen.reorder_k() < 1 || chosen.reorder_k() > static_cast<uint32_t>(kMaxTunedReorderK)) {
+    return absl::InvalidArgumentError(absl::StrCat("chosen.reorder_k must be in 1..",
+                                                   kMaxTunedReorderK, ", got ",
+                                                   chosen.reorder_k()));
+  }
+  TunedDefaults tuned;
+  tuned.partitions_to_search = static_cast<int>(chosen.partitions_to_search());
+  tuned.reorder_k = static_cast<int>(chosen.reorder_k());
+  const TunedDefaults previous = table->Set(index, tuned);
+  v1::ApplyTuningResponse response;
+  response.set_previous_partitions_to_search(previous.partitions_to_search);
+  response.set_previous_reorder_k(previous.reorder_k);
+  response.set_partitions_to_search(tuned.partitions_to_search);
+  response.set_reorder_k(tuned.reorder_k);
+  return response;
+}
+
+absl::Status ApplyTuningFiles(const std::vector<std::string>& specs,
+                              const IndexRegistry& registry, TunedDefaultsTable* table) {
+  for (const std::string& spec : specs) {
+    const size_t eq = spec.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--tuning_file expects NAME=PATH, got \"", spec, "\""));
+    }
+    const std::string name = spec.substr(0, eq);
+    const std::string path = spec.substr(eq + 1);
+    auto fail = [&](const absl::Status& s) {
+      return absl::Status(s.code(), absl::StrCat("--tuning_file ", spec, ": ", s.message()));
+    };
+    absl::StatusOr<std::shared_ptr<Index>> index = registry.Get(name);
+    if (!index.ok()) return fail(index.status());
+    absl::StatusOr<v1::TuningResult> result = ReadTuningResult(path);
+    if (!result.ok()) return fail(result.status());
+    absl::StatusOr<v1::ApplyTuningResponse> applied = ApplyTuningResult(*index, *result, table);
+    if (!applied.ok()) return fail(applied.status());
+  }
+  return absl::OkStatus();
+}
+
+grpc::Status TuningServiceImpl::ApplyTuning(grpc::ServerContext* context,
+                                            const v1::ApplyTuningRequest* request,
+                                            v1::ApplyTuningResponse* response) {
+  const absl::Time start = absl::Now();
+  absl::Status status = [&]() -> absl::Status {
+    if (request->index().empty()) {
+      return absl::InvalidArgumentError("ApplyTuningRequest.index (index name) must not be empty");
+    }
+    ASSIGN_OR_RETURN(std::shared_ptr<Index> index, registry_->Get(request->index()));
+    ASSIGN_OR_RETURN(*response, ApplyTuningResult(index, request->result(), table_));
+    return absl::OkStatus();
+  }();
+  if (metrics_ != nullptr) metrics_->RecordRequest("ApplyTuning", status.code(), absl::Now() - start);
+  return ToGrpcStatus(status);
+}
+
+}  // namespace nestor::server
