@@ -595,7 +595,48 @@ int ReportError(const std::string& command, const absl::Status& status,
   return 1;
 }
 
+// `nestor tune ...` runs the offline autotuner, nestor-tune (tools/), which links the
+// engine; the client stays proto-only by exec'ing it instead of linking it. Looked up
+// next to this binary, then in ../tools/ (the build tree), then on PATH. Returns only
+// when the exec failed.
+int ExecTune(int argc, char** argv, int tune_at, bool progress) {
+  std::vector<std::string> args = {"nestor-tune"};
+  for (int i = tune_at + 1; i < argc; ++i) args.emplace_back(argv[i]);
+  if (progress) args.emplace_back("--progress");
+  std::vector<char*> c_args;
+  for (std::string& a : args) c_args.push_back(a.data());
+  c_args.push_back(nullptr);
+  char self[4096];
+  const ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (len > 0) {
+    const std::string exe(self, static_cast<size_t>(len));
+    const std::string dir = exe.substr(0, exe.rfind('/'));
+    for (const std::string& candidate : {dir + "/nestor-tune", dir + "/../tools/nestor-tune"}) {
+      if (access(candidate.c_str(), X_OK) == 0) execv(candidate.c_str(), c_args.data());
+    }
+  }
+  execvp("nestor-tune", c_args.data());
+  std::cerr << "error: nestor tune: cannot run nestor-tune (not next to nestor, in "
+               "../tools/, or on PATH)"
+            << std::endl;
+  return 1;
+}
+
 int Main(int argc, char** argv) {
+  // The first positional argument is the subcommand (--server and --timeout_ms take a
+  // value).
+  bool tune_progress = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--server" || arg == "--timeout_ms") {
+      ++i;
+      continue;
+    }
+    if (arg == "--progress") tune_progress = true;
+    if (!arg.empty() && arg[0] == '-') continue;
+    if (arg == "tune") return ExecTune(argc, argv, i, tune_progress);
+    break;
+  }
   CLI::App app{
       "nestor: command line of the Nestor vector-search service (gRPC client of "
       "nestor-server).\nErrors print 'error: CODE_NAME: message' on stderr and exit 1; usage "
@@ -702,6 +743,11 @@ int Main(int argc, char** argv) {
   add_query_options(search);
   search->add_flag("--json", o.json_output, "Print JSON");
 
+  // Listed for --help only; Main() hands `tune` to nestor-tune before parsing.
+  app.add_subcommand("tune",
+                     "Offline autotuner: runs nestor-tune (see `nestor tune --help`); writes a "
+                     "TuningResult for nestor-server --tuning_file NAME=PATH")
+      ->allow_extras();
   auto* bench = app.add_subcommand(
       "bench",
       "Run a query set through FindNeighbors; report recall@k, QPS and latency. The last "
