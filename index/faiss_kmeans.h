@@ -1,4 +1,4 @@
-// The one adapter between Nestor and FAISS: k-means training. FAISS throws; this file
+// The one adapter between Nestor and FAISS: k-means and PCA training. FAISS throws; this file
 // catches and returns absl::Status, and no other file includes a FAISS header.
 #ifndef NESTOR_INDEX_FAISS_KMEANS_H_
 #define NESTOR_INDEX_FAISS_KMEANS_H_
@@ -30,6 +30,17 @@ struct KMeansOptions {
 // Thread safety: may be called concurrently from several threads.
 absl::StatusOr<std::vector<float>> TrainKMeans(const float* points, size_t num_points,
                                                int dimension, const KMeansOptions& options);
+
+// Learns a PCA rotation (FAISS faiss::PCAMatrix, eigen-decomposition of the covariance
+// of the centred points) on `num_points` >= 1 points of `dimension` floats, row-major,
+// contiguous. Returns dimension x dimension floats, row-major: row i is the i-th principal
+// axis (decreasing variance), rows orthonormal, so y = R x is a rotation (not centred:
+// distances, inner products and norms are preserved). With fewer points than dimensions
+// the axes FAISS cannot determine are completed to an orthonormal basis (Gram-Schmidt).
+// INVALID_ARGUMENT for bad sizes; INTERNAL if FAISS fails.
+// Thread safety: may be called concurrently from several threads.
+absl::StatusOr<std::vector<float>> TrainPcaRotation(const float* points, size_t num_points,
+                                                    int dimension);
 
 }  // namespace nestor
 

@@ -1,10 +1,12 @@
 #include "index/index.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 #include "index/distance.h"
 #include "index/persistence.h"
@@ -66,6 +68,19 @@ const char* CodeTypeName(CodeType code_type) {
       return "int8";
   }
   return "unknown";
+}
+
+std::string DescribeAllowedDims(const IndexOptions& options) {
+  if (options.matryoshka_dims.empty()) {
+    return absl::StrCat("[1, ", options.dimension, "] (matryoshka_dims is empty)");
+  }
+  return absl::StrCat("matryoshka_dims {", absl::StrJoin(options.matryoshka_dims, ", "), "}");
+}
+
+bool IsAllowedPrefixDim(const IndexOptions& options, int d) {
+  if (d < 1 || d > options.dimension) return false;
+  if (options.matryoshka_dims.empty() || d == options.dimension) return true;
+  return std::binary_search(options.matryoshka_dims.begin(), options.matryoshka_dims.end(), d);
 }
 
 size_t Index::size() const {
@@ -151,8 +166,52 @@ absl::StatusOr<std::vector<std::vector<Neighbor>>> Index::Search(
   RETURN_IF_ERROR(CheckFinite(queries, d, "query"));
   SearchParams normalized = params;
   if (normalized.prefix_dim == 0) normalized.prefix_dim = d;
-  if (metric() == Metric::kCosine) {
+  if (!IsAllowedPrefixDim(options_, normalized.prefix_dim)) {
+    return absl::InvalidArgumentError(absl::StrCat("prefix_dim ", normalized.prefix_dim,
+                                                   " is not in ", DescribeAllowedDims(options_)));
+  }
+  if (params.shortlist_dim < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "shortlist_dim must be >= 0 (0 = funnel off), got ", params.shortlist_dim));
+  }
+  if (params.shortlist_size < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "shortlist_size must be >= 0 (0 = ", kDefaultShortlistFactor, " * k), got ",
+        params.shortlist_size));
+  }
+  if (params.shortlist_dim > 0) {
+    if (params.shortlist_dim > normalized.prefix_dim) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("shortlist_dim ", params.shortlist_dim, " must be <= prefix_dim ",
+                       normalized.prefix_dim));
+    }
+    if (!IsAllowedPrefixDim(options_, params.shortlist_dim)) {
+      return absl::InvalidArgumentError(absl::StrCat("shortlist_dim ", params.shortlist_dim,
+                                                     " is not in ",
+                                                     DescribeAllowedDims(options_)));
+    }
+    if (normalized.shortlist_size == 0) {
+      normalized.shortlist_size = kDefaultShortlistFactor * params.k;
+    }
+    if (normalized.shortlist_size < params.k) {
+      return absl::InvalidArgumentError(absl::StrCat("shortlist_size ",
+                                                     normalized.shortlist_size,
+                                                     " must be >= k ", params.k));
+    }
+  } else if (params.shortlist_size != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "shortlist_size ", params.shortlist_size,
+        " needs the funnel: set shortlist_dim in ", DescribeAllowedDims(options_),
+        " or leave shortlist_size 0"));
+  }
+  if (metric() == Metric::kCosine && !options_.pca_rotation) {
     RETURN_IF_ERROR(CheckNonZeroRows(queries, d, normalized.prefix_dim, "query"));
+    if (normalized.shortlist_dim > 0) {
+      RETURN_IF_ERROR(CheckNonZeroRows(queries, d, normalized.shortlist_dim, "query"));
+    }
+  } else if (metric() == Metric::kCosine) {
+    // Rotated prefixes are checked inside the index; the whole query must be non-zero.
+    RETURN_IF_ERROR(CheckNonZeroRows(queries, d, d, "query"));
   }
   RETURN_IF_ERROR(CheckInterrupted(normalized));
   absl::ReaderMutexLock lock(&mu_);

@@ -82,10 +82,44 @@ struct IndexOptions {
   // is never below k. More: higher recall, slightly slower. Ignored with kFloat codes and
   // by the exact index.
   int reorder_k = 0;
+
+  // Matryoshka prefixes (MRL: Kusupati et al., "Matryoshka Representation Learning",
+  // NeurIPS 2022; AdANNS: Rege et al., "Adaptive Approximate Nearest Neighbor Search",
+  // NeurIPS 2023). An MRL-trained embedding's first d coordinates are themselves a good
+  // embedding, for every d of a ladder.
+  //
+  // The ladder of prefix dimensions searches may use as SearchParams.prefix_dim and
+  // shortlist_dim: strictly ascending, each in [1, dimension]. Empty: every d in
+  // [1, dimension] is allowed. `dimension` itself is always allowed (added when missing).
+  // A partitioned index keeps each vector's squared prefix norm at every ladder dimension
+  // below `dimension` (4 bytes per vector per entry; with an empty ladder at 16, 32, 64,
+  // ... below dimension) so that the int8 scan at those prefixes needs no float row.
+  std::vector<int> matryoshka_dims;
+  // Prefix dimension the partitions are trained on, assigned by and routed with (AdANNS's
+  // decoupled "search structure" dimension): k-means runs on the first routing_dim
+  // coordinates and a query scores centroids on its first min(routing_dim, prefix_dim).
+  // 0 = dimension. Must be an allowed prefix (see matryoshka_dims). Smaller: cheaper
+  // routing and build, coarser partitions. Ignored by the exact index.
+  int routing_dim = 0;
+  // Learn a PCA rotation at Build() (FAISS PCAMatrix through index/faiss_kmeans.h) on the
+  // training sample and store the vectors rotated, so that coordinates come in order of
+  // decreasing variance and leading coordinates carry most of the distance: embeddings
+  // that are not MRL-trained then behave like Matryoshka prefixes. The rotation is
+  // orthonormal and not centred (y = R x), so L2 distances, inner products and cosines at
+  // prefix_dim = dimension are those of the original vectors (up to float rounding).
+  // With the rotation on, prefix_dim = d means the first d principal components (the
+  // rotated coordinates), for data, queries, routing and codes alike; queries are rotated
+  // at search time (prefix_dim x dimension multiply-adds each) and GetVector returns the
+  // original vector (R^T y, equal up to float rounding). Build() again un-rotates and
+  // learns a new rotation. Partitioned indexes only.
+  bool pca_rotation = false;
 };
 
 // reorder_k = this * k when neither SearchParams nor IndexOptions set it.
 inline constexpr int kDefaultReorderFactor = 4;
+
+// shortlist_size = this * k when the funnel is on and shortlist_size is 0.
+inline constexpr int kDefaultShortlistFactor = 10;
 
 // Per-call search settings. Never stored in the index: concurrent searches may each use
 // their own.
@@ -95,9 +129,24 @@ struct SearchParams {
   // Partitions scanned per query; 0 uses the index's default; values above the number of
   // partitions are clamped. Ignored by the exact index.
   int partitions_to_search = 0;
-  // Matryoshka prefix dimension (Kusupati et al., 2022): score on the first prefix_dim
-  // coordinates of query and data (cosine re-normalizes both prefixes). 0 = dimension().
+  // Matryoshka prefix dimension (Kusupati et al., 2022): final scores use the first
+  // prefix_dim coordinates of query and data (cosine re-normalizes both prefixes).
+  // 0 = dimension(). Must be allowed by IndexOptions.matryoshka_dims. With
+  // IndexOptions.pca_rotation, the first prefix_dim principal components.
   int prefix_dim = 0;
+  // The funnel (MRL's adaptive retrieval; AdANNS): when shortlist_dim > 0, the partition
+  // scan scores candidates on the first shortlist_dim coordinates only (int8 codes: the
+  // first shortlist_dim bytes of each code row, since the quantizer is per dimension;
+  // float codes: the float prefix), keeps the best shortlist_size of them and re-scores
+  // those exactly at prefix_dim with the float vectors. Cosine re-normalizes the
+  // shortlist prefix too. shortlist_dim must be allowed by matryoshka_dims and
+  // <= prefix_dim; 0 = funnel off (the scan is at prefix_dim, int8 codes reordered with
+  // reorder_k). Ignored by the exact index.
+  int shortlist_dim = 0;
+  // Candidates the funnel's shortlist keeps (unit: vectors per query); >= k when
+  // shortlist_dim > 0, 0 = kDefaultShortlistFactor * k. Must be 0 with the funnel off.
+  // More: higher recall, a longer rerank. Replaces reorder_k when the funnel is on.
+  int shortlist_size = 0;
   // Candidates of a compressed scan re-scored exactly with the float vectors (>= 0;
   // 0 = IndexOptions.reorder_k; values below k are raised to k). Unit: vectors per query.
   // Ignored by the exact index and by float-coded partitioned indexes.
@@ -122,6 +171,12 @@ struct IndexStats {
   std::string code_type;        // "float" or "int8" ("float" for exact)
   std::string simd_path;        // kernels in use: "portable", "avx2" or "avx512"
 };
+
+// "{32, 64, 128}" for messages; "any of 1..D" style text for an empty ladder.
+std::string DescribeAllowedDims(const IndexOptions& options);
+// True when `d` may be used as prefix_dim / shortlist_dim / routing_dim (see
+// IndexOptions.matryoshka_dims).
+bool IsAllowedPrefixDim(const IndexOptions& options, int d);
 
 // Base class of all indexes.
 //
@@ -164,7 +219,9 @@ class Index {
   absl::Status Build() ABSL_LOCKS_EXCLUDED(mu_);
 
   // Searches a batch: `queries` is n * dimension() floats (all coordinates are checked
-  // to be finite; only the first prefix_dim are used). Returns n lists, nearest first,
+  // to be finite; only the first prefix_dim are used, except with pca_rotation where the
+  // whole query is rotated). INVALID_ARGUMENT names the allowed values when prefix_dim,
+  // shortlist_dim or shortlist_size are not (see SearchParams). Returns n lists, nearest first,
   // each of min(k, size()) neighbours, no padding.
   absl::StatusOr<std::vector<std::vector<Neighbor>>> Search(
       absl::Span<const float> queries, const SearchParams& params) const
@@ -190,7 +247,9 @@ class Index {
   virtual size_t RemoveImpl(absl::Span<const DatapointId> ids)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) = 0;
   virtual absl::Status BuildImpl() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) = 0;
-  // `queries` validated; `params` normalized (k >= 1, 1 <= prefix_dim <= dimension).
+  // `queries` validated; `params` normalized (k >= 1, 1 <= prefix_dim <= dimension,
+  // prefix_dim and shortlist_dim allowed, 0 <= shortlist_dim <= prefix_dim,
+  // shortlist_size >= k when shortlist_dim > 0).
   virtual absl::StatusOr<std::vector<std::vector<Neighbor>>> SearchImpl(
       absl::Span<const float> queries, const SearchParams& params) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_) = 0;

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 #include "index/exact_index.h"
 #include "index/partitioned_index.h"
@@ -64,6 +65,35 @@ absl::StatusOr<IndexOptions> NormalizeOptions(IndexOptions options) {
     return absl::InvalidArgumentError(absl::StrCat(
         "reorder_k must be >= 0 (0 = ", kDefaultReorderFactor, " * k), got ",
         options.reorder_k));
+  }
+  // Matryoshka ladder: strictly ascending, in [1, dimension]; dimension is always allowed.
+  for (size_t i = 0; i < options.matryoshka_dims.size(); ++i) {
+    const int m = options.matryoshka_dims[i];
+    if (m < 1 || m > options.dimension) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "matryoshka_dims[", i, "] = ", m, " must be in [1, dimension ", options.dimension,
+          "]"));
+    }
+    if (i > 0 && m <= options.matryoshka_dims[i - 1]) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "matryoshka_dims must be strictly ascending: {",
+          absl::StrJoin(options.matryoshka_dims, ", "), "}"));
+    }
+  }
+  if (!options.matryoshka_dims.empty() &&
+      options.matryoshka_dims.back() != options.dimension) {
+    options.matryoshka_dims.push_back(options.dimension);
+  }
+  if (options.routing_dim == 0) options.routing_dim = options.dimension;
+  if (!IsAllowedPrefixDim(options, options.routing_dim)) {
+    return absl::InvalidArgumentError(absl::StrCat("routing_dim ", options.routing_dim,
+                                                   " is not in ", DescribeAllowedDims(options),
+                                                   " (0 = dimension)"));
+  }
+  if (options.pca_rotation && options.num_partitions == 0) {
+    return absl::InvalidArgumentError(
+        "pca_rotation needs a partitioned index (num_partitions > 0); the exact index "
+        "stores vectors as given");
   }
   return options;
 }

@@ -67,6 +67,8 @@ struct SearchScratch {
   std::vector<const int16_t*> weight_rows;          // kernel operands
   std::vector<float> query_terms;                   // per query: bias, 1/scale, 1/|q|
   std::vector<size_t> heap_sizes;
+  std::vector<float> computed_norms;                // prefix norms not stored
+  std::vector<float> rotated;                       // rotated queries
 };
 
 SearchScratch& Scratch() {
@@ -85,6 +87,14 @@ void Normalize(float* v, int d) {
 }  // namespace
 
 PartitionedIndex::PartitionedIndex(const IndexOptions& options) : Index(options) {
+  const int d = options.dimension;
+  if (options.matryoshka_dims.empty()) {
+    for (int m = 16; m < d; m *= 2) norm_dims_.push_back(m);
+  } else {
+    for (int m : options.matryoshka_dims) {
+      if (m < d) norm_dims_.push_back(m);
+    }
+  }
   absl::MutexLock lock(&mu_);
   partitions_.emplace_back(options.dimension, VectorRows::PaddedStride(options.dimension));
 }
@@ -109,6 +119,10 @@ IndexStats PartitionedIndex::StatsImpl() const {
   uint64_t bytes = 0;
   for (const VectorRows& rows : partitions_) bytes += rows.memory_bytes();
   for (const CodeRows& codes : codes_) bytes += codes.memory_bytes();
+  for (const auto& partition : prefix_norms_) {
+    for (const auto& norms : partition) bytes += norms.capacity() * sizeof(float);
+  }
+  bytes += rotation_.capacity() * sizeof(float);
   bytes += quantizer_.dimension() * 2 * sizeof(float);
   bytes += (centroids_.capacity() + centroid_norms_.capacity()) * sizeof(float);
   bytes += location_of_.capacity() * (sizeof(std::pair<DatapointId, Location>) + 1);
@@ -137,9 +151,10 @@ std::vector<uint32_t> PartitionedIndex::Assign(const float* x, size_t n, int ldx
   const bool by_l2 = metric() != Metric::kCosine;
   for (size_t b = 0; b < n; b += block) {
     const size_t nb = std::min(block, n - b);
+    // Centroids are zero past routing_dim: the product over routing_dim is the whole one.
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(nb),
-                static_cast<int>(p), d, 1.0f, x + b * ldx, ldx, centroids_.data(), d, 0.0f,
-                dots.data(), static_cast<int>(p));
+                static_cast<int>(p), options().routing_dim, 1.0f, x + b * ldx, ldx,
+                centroids_.data(), d, 0.0f, dots.data(), static_cast<int>(p));
     for (size_t i = 0; i < nb; ++i) {
       const float* s = dots.data() + i * p;
       uint32_t best = 0;
@@ -170,8 +185,52 @@ void PartitionedIndex::EncodeInto(uint32_t p, size_t row, const float* vector) {
   }
 }
 
+int PartitionedIndex::NormSlot(int dim) const {
+  for (size_t i = 0; i < norm_dims_.size(); ++i) {
+    if (norm_dims_[i] == dim) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+float PartitionedIndex::QueryInv(const float* q, int p) const {
+  if (metric() != Metric::kCosine) return 0.0f;
+  const float n = SquaredNorm(q, p);
+  return n > 0.0f ? 1.0f / std::sqrt(n) : 0.0f;
+}
+
+void PartitionedIndex::SetPrefixNorms(uint32_t p, size_t row, const float* vector) {
+  auto& norms = prefix_norms_[p];
+  for (size_t i = 0; i < norm_dims_.size(); ++i) {
+    const float n = SquaredNorm(vector, norm_dims_[i]);
+    if (row == static_cast<size_t>(-1)) {
+      norms[i].push_back(n);
+    } else {
+      norms[i][row] = n;
+    }
+  }
+}
+
+void PartitionedIndex::Rotate(const float* x, size_t n, int rows, float* out) const {
+  const int d = dimension();
+  constexpr size_t kBlock = 8;
+  std::vector<float> tmp(kBlock * static_cast<size_t>(rows));
+  for (size_t b = 0; b < n; b += kBlock) {
+    const size_t nb = std::min(kBlock, n - b);
+    kernels::DotRows(x + b * d, d, nb, rotation_.data(), d, static_cast<size_t>(rows), d,
+                     tmp.data());
+    for (size_t i = 0; i < nb; ++i) {
+      float* dst = out + (b + i) * d;
+      std::memcpy(dst, tmp.data() + i * rows, rows * sizeof(float));
+      std::fill(dst + rows, dst + d, 0.0f);
+    }
+  }
+}
+
 void PartitionedIndex::Insert(uint32_t partition, DatapointId id, const float* vector) {
-  if (!codes_.empty()) EncodeInto(partition, static_cast<size_t>(-1), vector);
+  if (!codes_.empty()) {
+    EncodeInto(partition, static_cast<size_t>(-1), vector);
+    SetPrefixNorms(partition, static_cast<size_t>(-1), vector);
+  }
   const size_t row = partitions_[partition].Append(id, vector);
   location_of_[id] = Location{partition, static_cast<uint32_t>(row)};
   ++size_;
@@ -179,7 +238,13 @@ void PartitionedIndex::Insert(uint32_t partition, DatapointId id, const float* v
 
 void PartitionedIndex::Erase(Location location) {
   VectorRows& rows = partitions_[location.partition];
-  if (!codes_.empty()) codes_[location.partition].SwapRemove(location.row);
+  if (!codes_.empty()) {
+    codes_[location.partition].SwapRemove(location.row);
+    for (auto& norms : prefix_norms_[location.partition]) {
+      norms[location.row] = norms.back();
+      norms.pop_back();
+    }
+  }
   if (std::optional<DatapointId> moved = rows.SwapRemove(location.row)) {
     location_of_[*moved].row = location.row;
   }
@@ -189,6 +254,12 @@ void PartitionedIndex::Erase(Location location) {
 absl::Status PartitionedIndex::UpsertImpl(absl::Span<const DatapointId> ids,
                                           absl::Span<const float> vectors) {
   const int d = dimension();
+  std::vector<float> rotated;
+  if (!rotation_.empty()) {
+    rotated.resize(vectors.size());
+    Rotate(vectors.data(), ids.size(), d, rotated.data());
+    vectors = rotated;
+  }
   std::vector<uint32_t> targets;
   if (built_) {
     targets = Assign(vectors.data(), ids.size(), d);
@@ -204,7 +275,10 @@ absl::Status PartitionedIndex::UpsertImpl(absl::Span<const DatapointId> ids,
       const Location old = it->second;
       if (old.partition == targets[i]) {
         partitions_[old.partition].Set(old.row, v);
-        if (!codes_.empty()) EncodeInto(old.partition, old.row, v);
+        if (!codes_.empty()) {
+          EncodeInto(old.partition, old.row, v);
+          SetPrefixNorms(old.partition, old.row, v);
+        }
         continue;
       }
       location_of_.erase(it);
@@ -261,24 +335,71 @@ absl::Status PartitionedIndex::BuildImpl() {
     sample.resize(cap);
     std::sort(sample.begin(), sample.end());
   }
-  std::vector<float> training(sample.size() * d);
+
+  // PCA rotation: learned on the sample of the original vectors (rows stored rotated by an
+  // earlier Build are un-rotated first: x = R^T y), then every vector is rotated.
+  std::vector<float> rotation;
+  VectorRows rotated_rows(d, VectorRows::PaddedStride(d));
+  if (options().pca_rotation) {
+    std::vector<float> original(n * d);
+    if (!rotation_.empty()) {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(n), d, d, 1.0f,
+                  all->data(), static_cast<int>(all->stride()), rotation_.data(), d, 0.0f,
+                  original.data(), d);
+    } else {
+      for (size_t r = 0; r < n; ++r) {
+        std::memcpy(original.data() + r * d, all->row(r), d * sizeof(float));
+      }
+    }
+    std::vector<float> pca_sample(sample.size() * d);
+    for (size_t i = 0; i < sample.size(); ++i) {
+      std::memcpy(pca_sample.data() + i * d, original.data() + sample[i] * d, d * sizeof(float));
+    }
+    ASSIGN_OR_RETURN(rotation, TrainPcaRotation(pca_sample.data(), sample.size(), d));
+    pca_sample = {};
+    std::vector<float> y(n * d);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n), d, d, 1.0f,
+                original.data(), d, rotation.data(), d, 0.0f, y.data(), d);
+    original = {};
+    rotated_rows.Reserve(n);
+    for (size_t r = 0; r < n; ++r) rotated_rows.Append(all->id(r), y.data() + r * d);
+    all = &rotated_rows;
+  }
+
+  // k-means on the first routing_dim coordinates (re-normalized under cosine); the
+  // quantizer on whole vectors (normalized under cosine).
+  const int route = options().routing_dim;
+  std::vector<float> training(sample.size() * route);
   for (size_t i = 0; i < sample.size(); ++i) {
-    float* dst = training.data() + i * d;
-    std::memcpy(dst, all->row(sample[i]), d * sizeof(float));
-    if (metric() == Metric::kCosine) Normalize(dst, d);
+    float* dst = training.data() + i * route;
+    std::memcpy(dst, all->row(sample[i]), route * sizeof(float));
+    if (metric() == Metric::kCosine) Normalize(dst, route);
   }
   KMeansOptions kmeans;
   kmeans.num_clusters = num_partitions;
   kmeans.iterations = options().training_iterations;
   kmeans.seed = options().seed;
   kmeans.spherical = metric() == Metric::kCosine;
-  ASSIGN_OR_RETURN(std::vector<float> centroids,
-                   TrainKMeans(training.data(), sample.size(), d, kmeans));
+  ASSIGN_OR_RETURN(std::vector<float> route_centroids,
+                   TrainKMeans(training.data(), sample.size(), route, kmeans));
+  training = {};
+  // Stored zero-padded to dimension (see class comment).
+  std::vector<float> centroids(static_cast<size_t>(num_partitions) * d, 0.0f);
+  for (int c = 0; c < num_partitions; ++c) {
+    std::memcpy(centroids.data() + static_cast<size_t>(c) * d,
+                route_centroids.data() + static_cast<size_t>(c) * route, route * sizeof(float));
+  }
+  route_centroids = {};
   ScalarQuantizer quantizer;
   if (options().code_type == CodeType::kInt8) {
-    quantizer = ScalarQuantizer::Train(training.data(), sample.size(), d, d);
+    std::vector<float> full(sample.size() * d);
+    for (size_t i = 0; i < sample.size(); ++i) {
+      float* dst = full.data() + i * d;
+      std::memcpy(dst, all->row(sample[i]), d * sizeof(float));
+      if (metric() == Metric::kCosine) Normalize(dst, d);
+    }
+    quantizer = ScalarQuantizer::Train(full.data(), sample.size(), d, d);
   }
-  training = {};
 
   // From here on nothing fails: commit.
   SetCentroids(std::move(centroids), /*normalize=*/true);
@@ -297,11 +418,15 @@ absl::Status PartitionedIndex::BuildImpl() {
   }
   partitions_ = std::move(partitions);
   quantizer_ = std::move(quantizer);
+  rotation_ = std::move(rotation);
   codes_.clear();
+  prefix_norms_.clear();
   if (quantizer_.trained()) {
     for (int c = 0; c < num_partitions; ++c) {
       codes_.emplace_back(quantizer_.code_stride());
       codes_.back().Reserve(counts[c]);
+      prefix_norms_.emplace_back(norm_dims_.size());
+      for (auto& norms : prefix_norms_.back()) norms.reserve(counts[c]);
     }
   }
   location_of_.clear();
@@ -323,23 +448,54 @@ absl::StatusOr<std::vector<std::vector<Neighbor>>> PartitionedIndex::SearchImpl(
     return absl::FailedPreconditionError(absl::StrCat(
         "index holds ", size_, " vectors but is not built; call BuildIndex"));
   }
+  const int p = params.prefix_dim;
+  // PCA rotation: the first prefix_dim principal components of each query are all any
+  // stage uses.
+  std::vector<float> rotated;
+  if (!rotation_.empty()) {
+    rotated.resize(queries.size());
+    Rotate(queries.data(), num_queries, p, rotated.data());
+    queries = rotated;
+    if (metric() == Metric::kCosine) {
+      const int s = ScanDim(params);
+      for (size_t i = 0; i < num_queries; ++i) {
+        if (SquaredNorm(queries.data() + i * d, s) == 0.0f) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "query row ", i, " has all-zero first ", s,
+              " principal components; cosine needs a non-zero prefix"));
+        }
+      }
+    }
+  }
   const int num_partitions = static_cast<int>(partitions_.size());
   const int to_search = params.partitions_to_search > 0
                             ? std::min(params.partitions_to_search, num_partitions)
                             : default_partitions_to_search();
-  // Squared centroid norms over the prefix.
+  // Centroids are scored on min(routing_dim, prefix_dim) coordinates; squared centroid
+  // norms over that prefix.
+  const int route = std::min(options().routing_dim, p);
   std::vector<float> prefix_norms;
   absl::Span<const float> centroid_norms = centroid_norms_;
-  if (params.prefix_dim < d) {
+  if (route < options().routing_dim) {
     prefix_norms.resize(num_partitions);
     for (int c = 0; c < num_partitions; ++c) {
-      prefix_norms[c] = SquaredNorm(centroids_.data() + static_cast<size_t>(c) * d,
-                                    params.prefix_dim);
+      prefix_norms[c] = SquaredNorm(centroids_.data() + static_cast<size_t>(c) * d, route);
     }
     centroid_norms = prefix_norms;
   }
-  if (num_queries == 1) {
-    RETURN_IF_ERROR(SearchOne(queries, params, to_search, centroid_norms, &results));
+  // Float codes with the funnel take the per-query path (the float shortlist keeps
+  // (key, location) candidates, which the batch float scan does not).
+  const bool per_query = num_queries == 1 || (!uses_codes() && params.shortlist_dim > 0);
+  if (per_query) {
+    RETURN_IF_ERROR(ParallelForChunks(
+        num_queries, params.num_threads,
+        [&](size_t begin, size_t end) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+          for (size_t i = begin; i < end; ++i) {
+            RETURN_IF_ERROR(SearchOne(queries.data() + i * d, params, to_search,
+                                      centroid_norms, &results[i]));
+          }
+          return absl::OkStatus();
+        }));
     return results;
   }
   // Each thread picks its chunk's partitions, then scans them partition-major.
@@ -347,8 +503,8 @@ absl::StatusOr<std::vector<std::vector<Neighbor>>> PartitionedIndex::SearchImpl(
   RETURN_IF_ERROR(ParallelForChunks(
       num_queries, params.num_threads,
       [&](size_t begin, size_t end) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-        RETURN_IF_ERROR(ProbeBatch(queries, params.prefix_dim, to_search, centroid_norms,
-                                   params, begin, end, probes.data()));
+        RETURN_IF_ERROR(ProbeBatch(queries, route, to_search, centroid_norms, params, begin,
+                                   end, probes.data()));
         return SearchBatch(queries, params, to_search, probes, begin, end, &results);
       }));
   return results;
@@ -382,49 +538,71 @@ void PartitionedIndex::RankCentroids(const float* s, absl::Span<const float> cen
 }
 
 PartitionedIndex::Int8Query PartitionedIndex::PrepareInt8Query(
-    const float* q, int16_t* weights, std::vector<float>* unit_query) const {
-  const int d = dimension();
+    const float* q, int scan_dim, int16_t* weights, std::vector<float>* unit_query) const {
+  const int s = scan_dim;
+  const int length = CodeLength(s);
   Int8Query terms;
-  // Query in the coded space: unit length under cosine.
+  // Query in the coded space: its scan prefix at unit length under cosine (the coded
+  // vectors are unit; OfferInt8Scores re-normalizes their prefix).
   const float* qv = q;
   if (metric() == Metric::kCosine) {
-    terms.q_inv = 1.0f / std::sqrt(SquaredNorm(q, d));
-    unit_query->resize(d);
-    for (int j = 0; j < d; ++j) (*unit_query)[j] = q[j] * terms.q_inv;
+    const float inv = QueryInv(q, s);
+    unit_query->resize(s);
+    for (int j = 0; j < s; ++j) (*unit_query)[j] = q[j] * inv;
     qv = unit_query->data();
   }
   // x.q ~ sum_j c_j (scale_j q_j) + sum_j offset_j q_j; the weights scale_j q_j are
   // rounded to int16 with one scale chosen so the int32 dot product cannot overflow.
-  const int stride = quantizer_.code_stride();
   const float* offsets = quantizer_.offsets().data();
   const float* scales = quantizer_.scales().data();
   float max_weight = 0.0f;
   float bias = 0.0f;
-  for (int j = 0; j < d; ++j) {
+  for (int j = 0; j < s; ++j) {
     max_weight = std::max(max_weight, std::fabs(scales[j] * qv[j]));
     bias += offsets[j] * qv[j];
   }
   const float weight_scale =
-      max_weight > 0.0f ? static_cast<float>(kernels::MaxQueryWeight(stride)) / max_weight : 0.0f;
+      max_weight > 0.0f ? static_cast<float>(kernels::MaxQueryWeight(length)) / max_weight
+                        : 0.0f;
   terms.bias = bias;
   terms.inv_weight_scale = weight_scale > 0.0f ? 1.0f / weight_scale : 0.0f;
-  for (int j = 0; j < d; ++j) {
+  for (int j = 0; j < s; ++j) {
     weights[j] = static_cast<int16_t>(std::lrint(scales[j] * qv[j] * weight_scale));
   }
-  for (int j = d; j < stride; ++j) weights[j] = 0;
+  for (int j = s; j < length; ++j) weights[j] = 0;
   return terms;
 }
 
 size_t PartitionedIndex::CandidatesToKeep(const SearchParams& params) const {
+  if (params.shortlist_dim > 0) {
+    return std::max(static_cast<size_t>(params.shortlist_size), static_cast<size_t>(params.k));
+  }
   int reorder = params.reorder_k > 0 ? params.reorder_k : options().reorder_k;
   if (reorder <= 0) reorder = kDefaultReorderFactor * params.k;
   return std::max(static_cast<size_t>(reorder), static_cast<size_t>(params.k));
 }
 
-void PartitionedIndex::OfferInt8Scores(uint32_t p, const int32_t* dots, const Int8Query& terms,
-                                       size_t keep, Candidate* heap, size_t* size) const {
+void PartitionedIndex::OfferInt8Scores(uint32_t p, int scan_dim, const int32_t* dots,
+                                       const Int8Query& terms, size_t keep, Candidate* heap,
+                                       size_t* size) const {
   const size_t n = codes_[p].size();
-  const float* norms = partitions_[p].squared_norms().data();
+  const VectorRows& rows = partitions_[p];
+  const float* full = rows.squared_norms().data();
+  // Squared norms of the scan prefix: stored, full, or computed from the float rows.
+  const float* norms = full;
+  const Metric m = metric();
+  const bool prefix = scan_dim < dimension();
+  if (prefix && m != Metric::kInnerProduct) {
+    const int slot = NormSlot(scan_dim);
+    if (slot >= 0) {
+      norms = prefix_norms_[p][slot].data();
+    } else {
+      std::vector<float>& computed = Scratch().computed_norms;
+      computed.resize(n);
+      for (size_t r = 0; r < n; ++r) computed[r] = SquaredNorm(rows.row(r), scan_dim);
+      norms = computed.data();
+    }
+  }
   const uint64_t base = static_cast<uint64_t>(p) << 32;
   const float scale = terms.inv_weight_scale;
   const float bias = terms.bias;
@@ -434,9 +612,16 @@ void PartitionedIndex::OfferInt8Scores(uint32_t p, const int32_t* dots, const In
   float keys[kBlock];
   for (size_t r0 = 0; r0 < n; r0 += kBlock) {
     const size_t nb = std::min(kBlock, n - r0);
-    if (metric() == Metric::kL2) {
+    if (m == Metric::kL2) {
       for (size_t r = 0; r < nb; ++r) {
         keys[r] = norms[r0 + r] - 2.0f * (static_cast<float>(dots[r0 + r]) * scale + bias);
+      }
+    } else if (m == Metric::kCosine && prefix) {
+      // u_s.q_s / |u_s| with |u_s| = |x_s| / |x|.
+      for (size_t r = 0; r < nb; ++r) {
+        const float xs = norms[r0 + r];
+        const float approx = static_cast<float>(dots[r0 + r]) * scale + bias;
+        keys[r] = xs > 0.0f ? -approx * std::sqrt(full[r0 + r] / xs) : -0.0f;
       }
     } else {
       for (size_t r = 0; r < nb; ++r) {
@@ -450,43 +635,29 @@ void PartitionedIndex::OfferInt8Scores(uint32_t p, const int32_t* dots, const In
   }
 }
 
-std::vector<Neighbor> PartitionedIndex::ReorderInt8(const float* q, float q_inv,
-                                                    absl::Span<const Candidate> candidates,
-                                                    size_t k) const {
-  const int d = dimension();
+std::vector<Neighbor> PartitionedIndex::Rerank(const float* q, int p, float q_inv,
+                                               absl::Span<const Candidate> candidates,
+                                               size_t k) const {
   const Metric m = metric();
   TopK top(k, std::min(k, candidates.size()));
   // The candidates' float rows are scattered over the index (DRAM misses dominate):
-  // prefetch the next candidate's row while scoring this one.
+  // prefetch the next candidates' prefixes while scoring this one.
+  constexpr size_t kAhead = 2;
+  const size_t bytes = static_cast<size_t>(p) * sizeof(float);
   auto prefetch = [&](size_t i) {
     if (i >= candidates.size()) return;
     const uint64_t where = candidates[i].second;
     const char* x = reinterpret_cast<const char*>(
         partitions_[where >> 32].row(static_cast<uint32_t>(where)));
-    for (size_t b = 0; b < d * sizeof(float); b += 64) __builtin_prefetch(x + b);
+    for (size_t b = 0; b < bytes; b += 64) __builtin_prefetch(x + b);
   };
-  prefetch(0);
+  for (size_t i = 0; i < kAhead; ++i) prefetch(i);
   for (size_t i = 0; i < candidates.size(); ++i) {
-    prefetch(i + 1);
+    prefetch(i + kAhead);
     const uint64_t where = candidates[i].second;
     const VectorRows& rows = partitions_[where >> 32];
     const size_t r = static_cast<uint32_t>(where);
-    const float* x = rows.row(r);
-    float key;
-    switch (m) {
-      case Metric::kL2:
-        key = L2Sqr(q, x, d);
-        break;
-      case Metric::kInnerProduct:
-        key = -Dot(q, x, d);
-        break;
-      case Metric::kCosine:
-      default: {
-        const float xn = rows.squared_norm(r);
-        key = xn > 0.0f ? -(Dot(q, x, d) * q_inv / std::sqrt(xn)) : -0.0f;
-        break;
-      }
-    }
+    const float key = FloatKey(q, q_inv, rows, r, p);
     if (key <= top.threshold()) top.Push(key, rows.id(r));
   }
   return top.Finish(/*negate=*/HigherIsNearer(m));
@@ -496,9 +667,12 @@ std::vector<Neighbor> PartitionedIndex::SearchOneInt8(
     const float* q, const SearchParams& params,
     absl::Span<const std::pair<float, uint32_t>> probes) const {
   const int stride = quantizer_.code_stride();
+  const int scan_dim = ScanDim(params);
+  const int length = CodeLength(scan_dim);
   SearchScratch& scratch = Scratch();
-  scratch.weights.resize(stride);
-  const Int8Query terms = PrepareInt8Query(q, scratch.weights.data(), &scratch.unit_query);
+  scratch.weights.resize(length);
+  const Int8Query terms =
+      PrepareInt8Query(q, scan_dim, scratch.weights.data(), &scratch.unit_query);
 
   // Approximate scan: keep the best `keep` (key, location) in a bounded max-heap.
   const size_t keep = CandidatesToKeep(params);
@@ -512,11 +686,37 @@ std::vector<Neighbor> PartitionedIndex::SearchOneInt8(
     if (n == 0) continue;
     if (scratch.code_dots.size() < n) scratch.code_dots.resize(n);
     kernels::DotU8I16Batch(codes.data(), static_cast<size_t>(stride), n,
-                           scratch.weights.data(), stride, scratch.code_dots.data());
-    OfferInt8Scores(p, scratch.code_dots.data(), terms, keep, heap.data(), &size);
+                           scratch.weights.data(), length, scratch.code_dots.data());
+    OfferInt8Scores(p, scan_dim, scratch.code_dots.data(), terms, keep, heap.data(), &size);
   }
-  return ReorderInt8(q, terms.q_inv, absl::MakeConstSpan(heap.data(), size),
-                     static_cast<size_t>(params.k));
+  const int pd = params.prefix_dim;
+  return Rerank(q, pd, QueryInv(q, pd), absl::MakeConstSpan(heap.data(), size),
+                static_cast<size_t>(params.k));
+}
+
+std::vector<Neighbor> PartitionedIndex::SearchOneFloatFunnel(
+    const float* q, const SearchParams& params,
+    absl::Span<const std::pair<float, uint32_t>> probes) const {
+  const int s = params.shortlist_dim;
+  const float q_inv = QueryInv(q, s);
+  const size_t keep = CandidatesToKeep(params);
+  SearchScratch& scratch = Scratch();
+  auto& heap = scratch.candidates;
+  heap.resize(keep);
+  size_t size = 0;
+  for (const auto& probe : probes) {
+    const uint32_t p = probe.second;
+    const VectorRows& rows = partitions_[p];
+    const uint64_t base = static_cast<uint64_t>(p) << 32;
+    for (size_t r = 0; r < rows.size(); ++r) {
+      const float key = FloatKey(q, q_inv, rows, r, s);
+      if (size == keep && key > heap[0].first) continue;
+      OfferCandidate(heap.data(), &size, keep, Candidate(key, base | r));
+    }
+  }
+  const int pd = params.prefix_dim;
+  return Rerank(q, pd, QueryInv(q, pd), absl::MakeConstSpan(heap.data(), size),
+                static_cast<size_t>(params.k));
 }
 
 float PartitionedIndex::FloatKey(const float* q, float q_inv, const VectorRows& rows,
@@ -552,12 +752,10 @@ void PartitionedIndex::ScoreCentroids(const float* q_block, size_t nq, int p,
   }
 }
 
-absl::Status PartitionedIndex::SearchOne(absl::Span<const float> queries,
-                                         const SearchParams& params, int partitions_to_search,
+absl::Status PartitionedIndex::SearchOne(const float* q, const SearchParams& params,
+                                         int partitions_to_search,
                                          absl::Span<const float> centroid_norms,
-                                         std::vector<std::vector<Neighbor>>* results) const {
-  const size_t begin = 0;
-  const int d = dimension();
+                                         std::vector<Neighbor>* result) const {
   const int p = params.prefix_dim;
   const Metric m = metric();
   const size_t num_partitions = partitions_.size();
@@ -565,17 +763,20 @@ absl::Status PartitionedIndex::SearchOne(absl::Span<const float> queries,
   SearchScratch& scratch = Scratch();
   if (scratch.dots.size() < num_partitions) scratch.dots.resize(num_partitions);
   RETURN_IF_ERROR(CheckInterrupted(params));
-  const float* q = queries.data() + begin * d;
-  ScoreCentroids(q, 1, p, scratch.dots.data());
+  ScoreCentroids(q, 1, std::min(options().routing_dim, p), scratch.dots.data());
   RankCentroids(scratch.dots.data(), centroid_norms, partitions_to_search, &scratch.ranked);
   const auto& ranked = scratch.ranked;
-  if (uses_codes() && p == d) {
-    // The scan of a few partitions is short: interruptions are checked once per query.
-    (*results)[begin] =
-        SearchOneInt8(q, params, absl::MakeConstSpan(ranked.data(), partitions_to_search));
+  // The scan of a few partitions is short: interruptions are checked once per query.
+  if (uses_codes()) {
+    *result = SearchOneInt8(q, params, absl::MakeConstSpan(ranked.data(), partitions_to_search));
     return absl::OkStatus();
   }
-  const float q_inv = m == Metric::kCosine ? 1.0f / std::sqrt(SquaredNorm(q, p)) : 0.0f;
+  if (params.shortlist_dim > 0) {
+    *result = SearchOneFloatFunnel(q, params,
+                                   absl::MakeConstSpan(ranked.data(), partitions_to_search));
+    return absl::OkStatus();
+  }
+  const float q_inv = QueryInv(q, p);
   TopK heap(k, size_);
   for (int j = 0; j < partitions_to_search; ++j) {
     if (j > 0) RETURN_IF_ERROR(CheckInterrupted(params));
@@ -587,7 +788,7 @@ absl::Status PartitionedIndex::SearchOne(absl::Span<const float> queries,
       if (key <= heap.threshold()) heap.Push(key, ids[r]);
     }
   }
-  (*results)[begin] = heap.Finish(/*negate=*/HigherIsNearer(m));
+  *result = heap.Finish(/*negate=*/HigherIsNearer(m));
   return absl::OkStatus();
 }
 
@@ -633,7 +834,7 @@ absl::Status PartitionedIndex::SearchBatch(absl::Span<const float> queries,
   const size_t num_partitions = partitions_.size();
   const size_t k = static_cast<size_t>(params.k);
   const size_t to_search = static_cast<size_t>(partitions_to_search);
-  const bool int8_scan = uses_codes() && p == d;
+  const bool int8_scan = uses_codes();
   const bool interruptible = params.deadline != absl::InfiniteFuture() || params.cancelled;
   SearchScratch& scratch = Scratch();
   const size_t max_block = std::min(kBatchBlock, end - begin);
@@ -664,12 +865,14 @@ absl::Status PartitionedIndex::SearchBatch(absl::Span<const float> queries,
     // 3. Scan each probed partition once for all its queries.
     if (int8_scan) {
       const int stride = quantizer_.code_stride();
+      const int scan_dim = ScanDim(params);
+      const int length = CodeLength(scan_dim);
       const size_t keep = CandidatesToKeep(params);
-      scratch.weights.resize(nq * stride);
+      scratch.weights.resize(nq * length);
       std::vector<Int8Query> terms(nq);
       for (size_t i = 0; i < nq; ++i) {
-        terms[i] = PrepareInt8Query(q_base + i * d, scratch.weights.data() + i * stride,
-                                    &scratch.unit_query);
+        terms[i] = PrepareInt8Query(q_base + i * d, scan_dim,
+                                    scratch.weights.data() + i * length, &scratch.unit_query);
       }
       scratch.candidates.resize(nq * keep);
       scratch.heap_sizes.assign(nq, 0);
@@ -684,24 +887,25 @@ absl::Status PartitionedIndex::SearchBatch(absl::Span<const float> queries,
           scratch.weight_rows.resize(ng);
           for (size_t i = 0; i < ng; ++i) {
             scratch.weight_rows[i] =
-                scratch.weights.data() + static_cast<size_t>(scratch.members[g + i]) * stride;
+                scratch.weights.data() + static_cast<size_t>(scratch.members[g + i]) * length;
           }
           if (scratch.code_dots.size() < ng * n) scratch.code_dots.resize(ng * n);
           kernels::DotU8I16Multi(codes.data(), static_cast<size_t>(stride), n,
-                                 scratch.weight_rows.data(), ng, stride,
+                                 scratch.weight_rows.data(), ng, length,
                                  scratch.code_dots.data());
           for (size_t i = 0; i < ng; ++i) {
             const uint32_t qi = scratch.members[g + i];
-            OfferInt8Scores(static_cast<uint32_t>(c), scratch.code_dots.data() + i * n,
-                            terms[qi], keep, scratch.candidates.data() + qi * keep,
-                            &scratch.heap_sizes[qi]);
+            OfferInt8Scores(static_cast<uint32_t>(c), scan_dim,
+                            scratch.code_dots.data() + i * n, terms[qi], keep,
+                            scratch.candidates.data() + qi * keep, &scratch.heap_sizes[qi]);
           }
         }
       }
       // 4. Exact reorder, query by query.
       for (size_t i = 0; i < nq; ++i) {
-        (*results)[b0 + i] = ReorderInt8(
-            q_base + i * d, terms[i].q_inv,
+        const float* q = q_base + i * d;
+        (*results)[b0 + i] = Rerank(
+            q, p, QueryInv(q, p),
             absl::MakeConstSpan(scratch.candidates.data() + i * keep, scratch.heap_sizes[i]),
             k);
       }
@@ -712,7 +916,7 @@ absl::Status PartitionedIndex::SearchBatch(absl::Span<const float> queries,
     std::vector<TopK> heaps(nq, TopK(k, size_));
     std::vector<float> q_inv(nq, 0.0f);
     if (m == Metric::kCosine) {
-      for (size_t i = 0; i < nq; ++i) q_inv[i] = 1.0f / std::sqrt(SquaredNorm(q_base + i * d, p));
+      for (size_t i = 0; i < nq; ++i) q_inv[i] = QueryInv(q_base + i * d, p);
     }
     for (size_t c = 0; c < num_partitions; ++c) {
       const uint32_t first = starts[c], last = starts[c + 1];
@@ -740,7 +944,15 @@ absl::StatusOr<std::vector<float>> PartitionedIndex::GetVectorImpl(DatapointId i
   auto it = location_of_.find(id);
   if (it == location_of_.end()) return absl::NotFoundError(absl::StrCat("no vector with id ", id));
   const float* row = partitions_[it->second.partition].row(it->second.row);
-  return std::vector<float>(row, row + dimension());
+  const int d = dimension();
+  if (rotation_.empty()) return std::vector<float>(row, row + d);
+  // x = R^T y (up to float rounding).
+  std::vector<double> x(d, 0.0);
+  for (int i = 0; i < d; ++i) {
+    const float* axis = rotation_.data() + static_cast<size_t>(i) * d;
+    for (int j = 0; j < d; ++j) x[j] += double{axis[j]} * row[i];
+  }
+  return std::vector<float>(x.begin(), x.end());
 }
 
 absl::Status PartitionedIndex::SerializeImpl(std::string* out) const {
@@ -751,6 +963,7 @@ absl::Status PartitionedIndex::SerializeImpl(std::string* out) const {
     writer.PutArray(quantizer_.offsets().data(), quantizer_.offsets().size());
     writer.PutArray(quantizer_.scales().data(), quantizer_.scales().size());
   }
+  if (built_ && options().pca_rotation) writer.PutArray(rotation_.data(), rotation_.size());
   for (const VectorRows& rows : partitions_) {
     writer.Put<uint64_t>(rows.size());
     writer.PutArray(rows.ids().data(), rows.size());
@@ -796,7 +1009,21 @@ absl::StatusOr<std::unique_ptr<PartitionedIndex>> PartitionedIndex::Deserialize(
       index->quantizer_ = ScalarQuantizer(std::move(offsets), std::move(scales));
       for (uint32_t b = 0; b < blocks; ++b) {
         index->codes_.emplace_back(index->quantizer_.code_stride());
+        index->prefix_norms_.emplace_back(index->norm_dims_.size());
       }
+    }
+    if (options.pca_rotation) {
+      const size_t floats = static_cast<size_t>(d) * d;
+      RETURN_IF_ERROR(reader.CheckAvailable(floats, sizeof(float)));
+      std::vector<float> rotation(floats);
+      RETURN_IF_ERROR(reader.GetArray(rotation.data(), floats));
+      for (size_t i = 0; i < floats; ++i) {
+        if (!std::isfinite(rotation[i])) {
+          return absl::DataLossError(absl::StrCat(
+              "snapshot is corrupt: rotation coefficient ", i, " is ", rotation[i]));
+        }
+      }
+      index->rotation_ = std::move(rotation);
     }
     index->built_ = true;
     index->build_seconds_ = build_seconds;

@@ -2,6 +2,7 @@
 #ifndef NESTOR_INDEX_PARTITIONED_INDEX_H_
 #define NESTOR_INDEX_PARTITIONED_INDEX_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -53,7 +54,29 @@ namespace nestor {
 // cosine as x.q, keeps the best reorder_k candidates (SearchParams.reorder_k, else
 // IndexOptions.reorder_k, else kDefaultReorderFactor * k; never below k) and re-scores
 // them exactly with the float rows ("reorder"). Prefix queries (prefix_dim < dimension)
-// use the float scan for now. The float rows are kept for reorder, GetVector and Save.
+// scan only the first prefix_dim bytes of each code row (rounded up to 64, the rest of the
+// query weights zero; the quantizer is per dimension, so prefix codes cost nothing extra)
+// and reorder at prefix_dim. The float rows are kept for reorder, GetVector and Save.
+//
+// Matryoshka prefixes and the funnel (MRL, Kusupati et al. NeurIPS 2022; AdANNS, Rege et
+// al. NeurIPS 2023). Allowed prefixes come from IndexOptions.matryoshka_dims. Partitions
+// are trained, assigned and routed on the first routing_dim coordinates (centroids are
+// stored zero-padded to dimension, so routing on min(routing_dim, prefix_dim) coordinates
+// needs no special case). With SearchParams.shortlist_dim > 0 the scan scores on the
+// first shortlist_dim coordinates (int8: that many code bytes; float codes: the float
+// prefix), keeps the best shortlist_size and re-scores them exactly at prefix_dim. The
+// approximate int8 keys at a prefix s are
+//   L2:     |x_s|^2 - 2 x_s.q_s            (|x_s|^2 kept per row for each ladder dim),
+//   IP:     -x_s.q_s,
+//   cosine: -(u_s.q_s / |q_s|) / |u_s|,    u = x/|x| (the coded vector), |u_s| = |x_s|/|x|,
+// i.e. cosine re-normalizes the shortlist prefix of both sides. Prefix norms at
+// dimensions outside the stored ladder are computed from the float rows (slower).
+// With the funnel off, all partitions searched and reorder_k >= size() (or float codes),
+// results are exactly the brute-force top k at prefix_dim.
+//
+// PCA rotation (IndexOptions.pca_rotation): Build() learns R on the training sample
+// (index/faiss_kmeans.h) and stores R x; Upsert rotates, Search rotates the query's first
+// prefix_dim components, GetVector returns R^T y.
 //
 // Batches. One query is searched as above. A batch is split into SearchParams.num_threads
 // contiguous chunks of queries, one per thread; each thread picks its queries' partitions
@@ -103,7 +126,8 @@ class PartitionedIndex : public Index {
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // Body: u32 block count (1 staging store if unbuilt, num_partitions if built); if built,
   // num_partitions*dimension f32 centroids, and with int8 codes dimension f32 quantizer
-  // offsets and dimension f32 scales (codes themselves are re-encoded on load); then per
+  // offsets and dimension f32 scales (codes and prefix norms are recomputed on load), and
+  // with pca_rotation dimension*dimension f32 rotation (row-major); then per
   // block u64 count, count u64 ids,
   // count*dimension f32 vectors (row order preserved).
   absl::Status SerializeImpl(std::string* out) const override ABSL_SHARED_LOCKS_REQUIRED(mu_);
@@ -130,11 +154,11 @@ class PartitionedIndex : public Index {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Removes the row at `location`, fixing the location of the row moved into it.
   void Erase(Location location) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Searches the one query of `queries` into (*results)[0] (per-query path).
-  absl::Status SearchOne(absl::Span<const float> queries, const SearchParams& params,
-                         int partitions_to_search, absl::Span<const float> centroid_norms,
-                         std::vector<std::vector<Neighbor>>* results) const
-      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Searches the one query `q` (dimension() floats, rotated) into *result (per-query
+  // path).
+  absl::Status SearchOne(const float* q, const SearchParams& params, int partitions_to_search,
+                         absl::Span<const float> centroid_norms,
+                         std::vector<Neighbor>* result) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // The nearest `partitions_to_search` partitions of queries [begin, end) (prefix `p`),
   // nearest first, into rows [begin, end) of probes (num_queries x partitions_to_search).
   // Scores centroids with kernels::DotRows (several queries x centroids per load, bit for
@@ -163,31 +187,61 @@ class PartitionedIndex : public Index {
   float FloatKey(const float* q, float q_inv, const VectorRows& rows, size_t r, int p) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
-  // Per-query terms of the int8 scan: x.q ~ dot * inv_weight_scale + bias.
+  // Per-query terms of the int8 scan: x.q ~ dot * inv_weight_scale + bias (cosine: the
+  // query prefix normalized).
   struct Int8Query {
     float bias = 0.0f;
     float inv_weight_scale = 0.0f;
-    float q_inv = 0.0f;  // cosine: 1 / |q|
   };
+  // Coordinates the partition scan scores: shortlist_dim when the funnel is on, else
+  // prefix_dim.
+  static int ScanDim(const SearchParams& params) {
+    return params.shortlist_dim > 0 ? params.shortlist_dim : params.prefix_dim;
+  }
+  // Code bytes the int8 kernels read for a scan on `scan_dim` coordinates (multiple of 64).
+  int CodeLength(int scan_dim) const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    return std::min((scan_dim + 63) / 64 * 64, quantizer_.code_stride());
+  }
+  // Index into norm_dims_ of `dim`, or -1 if its prefix norms are not stored.
+  int NormSlot(int dim) const;
+  // 1/|q prefix| over the first `p` coordinates (cosine), else 0.
+  float QueryInv(const float* q, int p) const;
+  // Appends (row npos) or overwrites the prefix norms of `vector` in partition `p`.
+  void SetPrefixNorms(uint32_t p, size_t row, const float* vector)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Writes R x (first `rows` of R: the first `rows` rotated coordinates) of `n` vectors
+  // (`d` floats apart) into out (n x d, coordinates past `rows` zero).
+  void Rotate(const float* x, size_t n, int rows, float* out) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // (approximate key, partition << 32 | row).
   using Candidate = std::pair<float, uint64_t>;
-  // Writes the int16 weights of `q` (code_stride() entries, zero padded) and returns its
-  // terms; `unit_query` is scratch for cosine.
-  Int8Query PrepareInt8Query(const float* q, int16_t* weights,
+  // Writes the int16 weights of the first `scan_dim` coordinates of `q` (CodeLength
+  // entries, zero padded) and returns its terms; `unit_query` is scratch for cosine.
+  Int8Query PrepareInt8Query(const float* q, int scan_dim, int16_t* weights,
                              std::vector<float>* unit_query) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  // Candidates kept by the int8 scan: reorder_k resolved (see SearchParams), >= k.
+  // Candidates kept by the scan before the exact re-scoring: shortlist_size with the
+  // funnel, else reorder_k resolved (see SearchParams); >= k.
   size_t CandidatesToKeep(const SearchParams& params) const;
-  // Turns partition `p`'s integer dots into approximate keys and offers them to the
-  // bounded heap heap[0, *size) of `keep` candidates.
-  void OfferInt8Scores(uint32_t p, const int32_t* dots, const Int8Query& terms, size_t keep,
-                       Candidate* heap, size_t* size) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  // Exact re-scoring of `candidates` with the float rows; the top k, nearest first.
-  std::vector<Neighbor> ReorderInt8(const float* q, float q_inv,
-                                    absl::Span<const Candidate> candidates, size_t k) const
+  // Turns partition `p`'s integer dots on the first `scan_dim` coordinates into
+  // approximate keys and offers them to the bounded heap heap[0, *size) of `keep`
+  // candidates.
+  void OfferInt8Scores(uint32_t p, int scan_dim, const int32_t* dots, const Int8Query& terms,
+                       size_t keep, Candidate* heap, size_t* size) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  // The int8 scan of one full-dimension query `q` over the partitions `probes`, then the
-  // exact reorder; see class comment. Returns the top k, nearest first.
+  // Exact re-scoring of `candidates` with the float rows on the first `p` coordinates
+  // (`q_inv` = QueryInv(q, p)); the top k, nearest first.
+  std::vector<Neighbor> Rerank(const float* q, int p, float q_inv,
+                               absl::Span<const Candidate> candidates, size_t k) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // The float-code funnel for one query: float keys on the first shortlist_dim
+  // coordinates of the probed partitions, the best shortlist_size re-scored at prefix_dim.
+  std::vector<Neighbor> SearchOneFloatFunnel(
+      const float* q, const SearchParams& params,
+      absl::Span<const std::pair<float, uint32_t>> probes) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // The int8 scan of one query `q` (on ScanDim(params) coordinates) over the partitions
+  // `probes`, then the exact reorder at prefix_dim; see class comment. Returns the top k,
+  // nearest first.
   std::vector<Neighbor> SearchOneInt8(const float* q, const SearchParams& params,
                                       absl::Span<const std::pair<float, uint32_t>> probes) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
@@ -216,6 +270,13 @@ class PartitionedIndex : public Index {
   // with partitions_. Empty otherwise.
   ScalarQuantizer quantizer_ ABSL_GUARDED_BY(mu_);
   std::vector<CodeRows> codes_ ABSL_GUARDED_BY(mu_);
+  // Dimensions below dimension() whose per-row squared prefix norms are kept (ladder dims,
+  // or 16, 32, 64, ... with an empty ladder); fixed at construction.
+  std::vector<int> norm_dims_;
+  // With codes: [partition][slot of norm_dims_][row], rows in step with partitions_.
+  std::vector<std::vector<std::vector<float>>> prefix_norms_ ABSL_GUARDED_BY(mu_);
+  // Built with pca_rotation: dimension x dimension, row-major, orthonormal rows.
+  std::vector<float> rotation_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<DatapointId, Location> location_of_ ABSL_GUARDED_BY(mu_);
   size_t size_ ABSL_GUARDED_BY(mu_) = 0;
 };

@@ -137,6 +137,10 @@ void WriteSnapshotHeader(const SnapshotHeader& header, ByteWriter& writer) {
   writer.Put<int32_t>(o.max_training_points_per_partition);
   writer.Put<int32_t>(static_cast<int32_t>(o.code_type));
   writer.Put<int32_t>(o.reorder_k);
+  writer.Put<uint32_t>(static_cast<uint32_t>(o.matryoshka_dims.size()));
+  writer.PutArray(o.matryoshka_dims.data(), o.matryoshka_dims.size());
+  writer.Put<int32_t>(o.routing_dim);
+  writer.Put<uint8_t>(o.pca_rotation ? 1 : 0);
   writer.Put<uint8_t>(header.built ? 1 : 0);
   writer.Put<double>(header.build_seconds);
 }
@@ -167,6 +171,21 @@ absl::StatusOr<SnapshotHeader> ReadSnapshotHeader(ByteReader& reader, uint32_t v
   } else {
     o.code_type = CodeType::kFloat;
     o.reorder_k = 0;
+  }
+  if (version >= 3) {
+    uint32_t ladder = 0;
+    RETURN_IF_ERROR(reader.Get(&ladder));
+    RETURN_IF_ERROR(reader.CheckAvailable(ladder, sizeof(int32_t)));
+    o.matryoshka_dims.resize(ladder);
+    RETURN_IF_ERROR(reader.GetArray(o.matryoshka_dims.data(), ladder));
+    RETURN_IF_ERROR(reader.Get(&o.routing_dim));
+    uint8_t rotation = 0;
+    RETURN_IF_ERROR(reader.Get(&rotation));
+    if (rotation > 1) {
+      return absl::DataLossError(
+          absl::StrCat("snapshot has invalid pca_rotation flag ", static_cast<int>(rotation)));
+    }
+    o.pca_rotation = rotation == 1;
   }
   RETURN_IF_ERROR(reader.Get(&built));
   RETURN_IF_ERROR(reader.Get(&header.build_seconds));

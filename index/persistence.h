@@ -3,7 +3,7 @@
 // One file per snapshot, `<directory>/index.nestor`, little-endian:
 //
 //   magic            8 bytes  "NESTORIX"
-//   format_version   u32      kFormatVersion (2; version 1 files still load)
+//   format_version   u32      kFormatVersion (3; versions 1 and 2 still load)
 //   kind             u32      SnapshotKind
 //   dimension        i32      ┐
 //   metric           i32      │
@@ -13,7 +13,11 @@
 //   seed             u64      │
 //   max_train_pts    i32      │
 //   code_type        i32      │ (version >= 2; version 1 means kFloat)
-//   reorder_k        i32      ┘ (version >= 2; version 1 means 0)
+//   reorder_k        i32      │ (version >= 2; version 1 means 0)
+//   ladder_size      u32      │ (version >= 3; older versions: empty ladder,
+//   matryoshka_dims  i32 x n  │  routing_dim = dimension, no rotation)
+//   routing_dim      i32      │
+//   pca_rotation     u8       ┘
 //   built            u8
 //   build_seconds    f64
 //   body             kind-specific (ExactIndex / PartitionedIndex ::SerializeImpl)
@@ -38,7 +42,7 @@
 namespace nestor {
 
 inline constexpr absl::string_view kSnapshotMagic = "NESTORIX";
-inline constexpr uint32_t kFormatVersion = 2;
+inline constexpr uint32_t kFormatVersion = 3;
 // Oldest version this build reads.
 inline constexpr uint32_t kMinFormatVersion = 1;
 inline constexpr absl::string_view kSnapshotFileName = "index.nestor";

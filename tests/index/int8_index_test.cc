@@ -223,11 +223,13 @@ TEST_F(Int8PersistenceTest, VersionOneSnapshotLoadsAsFloatCodes) {
   ASSERT_THAT(index->Build(), IsOk());
   ASSERT_THAT(index->Save(dir_.string()), IsOk());
   // Rewrite as version 1: drop code_type and reorder_k (8 bytes after the seed and
-  // max_train_pts fields at offset 48), set the version, recompute the CRC.
+  // max_train_pts fields at offset 48) and the version-3 Matryoshka fields after them
+  // (empty ladder count, routing_dim, pca_rotation: 9 bytes), set the version, recompute
+  // the CRC.
   std::ifstream in(file(), std::ios::binary);
   std::string bytes(std::istreambuf_iterator<char>(in), {});
   in.close();
-  bytes.erase(48, 8);
+  bytes.erase(48, 8 + 9);
   bytes[kSnapshotMagic.size()] = 1;
   bytes.resize(bytes.size() - 4);
   const uint32_t crc = Crc32(bytes);
