@@ -1,0 +1,321 @@
+// nestor.v1.TuningService through the real generated stubs against an in-process
+// NestorServer on an ephemeral loopback port (the pattern of server_test.cc): tuned
+// defaults are swapped in atomically while searches run, a search without settings then
+// answers exactly as one with the tuned settings spelled out, and bad requests get their
+// exact status codes.
+#include "server/tuning_service.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "proto/nestor.grpc.pb.h"
+#include "server/server.h"
+#include "server/status_util.h"
+#include "tests/testing/status_matchers.h"
+
+namespace nestor::server {
+namespace {
+
+using ::nestor::testing::IsOk;
+using ::nestor::testing::StatusIs;
+using ::testing::HasSubstr;
+
+constexpr int kDim = 16;
+constexpr int kNumVectors = 3000;
+constexpr int kNumPartitions = 32;
+constexpr int kK = 10;
+
+std::vector<float> RandomVectors(int n, int dim, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> out(static_cast<size_t>(n) * dim);
+  for (float& x : out) x = normal(rng);
+  return out;
+}
+
+class TuningServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    data_dir_ = std::filesystem::temp_directory_path() /
+                absl::StrCat("nestor_tuning_service_test_", ::getpid(), "_",
+                             ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(data_dir_);
+    ServerConfig config;
+    config.set_listen_address("127.0.0.1");
+    config.set_grpc_port(0);
+    config.set_metrics_port(0);
+    config.set_data_dir(data_dir_.string());
+    config.set_grpc_threads(8);
+    absl::StatusOr<std::unique_ptr<NestorServer>> server = NestorServer::Create(config);
+    ASSERT_THAT(server, IsOk());
+    server_ = *std::move(server);
+    grpc::ChannelArguments args;
+    args.SetMaxReceiveMessageSize(-1);
+    channel_ = grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", server_->grpc_port()),
+                                         grpc::InsecureChannelCredentials(), args);
+    index_stub_ = v1::IndexService::NewStub(channel_);
+    tuning_stub_ = v1::TuningService::NewStub(channel_);
+    queries_ = RandomVectors(20, kDim, 99);
+  }
+
+  void TearDown() override {
+    index_stub_.reset();
+    tuning_stub_.reset();
+    if (server_ != nullptr) {
+      EXPECT_THAT(server_->Shutdown(), IsOk());
+    }
+    server_.reset();
+    std::filesystem::remove_all(data_dir_);
+  }
+
+  // Creates, fills and builds an L2 index of kNumVectors random vectors;
+  // num_partitions 0 = exact.
+  void CreateLoadedIndex(const std::string& name, uint32_t num_partitions) {
+    v1::CreateIndexRequest create;
+    create.set_name(name);
+    create.mutable_config()->set_dimension(kDim);
+    create.mutable_config()->set_metric(v1::METRIC_L2);
+    create.mutable_config()->set_num_partitions(num_partitions);
+    create.mutable_config()->set_code_type(num_partitions > 0 ? v1::CODE_TYPE_INT8
+                                                              : v1::CODE_TYPE_UNSPECIFIED);
+    create.mutable_config()->set_seed(5);
+    {
+      v1::IndexInfo info;
+      grpc::ClientContext context;
+      ASSERT_THAT(FromGrpcStatus(index_stub_->CreateIndex(&context, create, &info)), IsOk());
+    }
+    const std::vector<float> data = RandomVectors(kNumVectors, kDim, 7);
+    for (int begin = 0; begin < kNumVectors; begin += 1000) {
+      v1::UpsertDatapointsRequest upsert;
+      upsert.set_index(name);
+      for (int i = begin; i < std::min(kNumVectors, begin + 1000); ++i) {
+        v1::Datapoint* datapoint = upsert.add_datapoints();
+        datapoint->set_datapoint_id(i);
+        datapoint->mutable_feature_vector()->Add(&data[size_t{1} * i * kDim],
+                                                 &data[size_t{1} * (i + 1) * kDim]);
+      }
+      v1::UpsertDatapointsResponse response;
+      grpc::ClientContext context;
+      ASSERT_THAT(FromGrpcStatus(index_stub_->UpsertDatapoints(&context, upsert, &response)),
+                  IsOk());
+    }
+    if (num_partitions > 0) {
+      v1::BuildIndexRequest build;
+      build.set_name(name);
+      v1::IndexInfo info;
+      grpc::ClientContext context;
+      ASSERT_THAT(FromGrpcStatus(index_stub_->BuildIndex(&context, build, &info)), IsOk());
+    }
+  }
+
+  // Searches queries_ on `name`; 0 leaves a setting to the index (and its tuning).
+  absl::StatusOr<v1::FindNeighborsResponse> Find(const std::string& name,
+                                                 int partitions_to_search = 0,
+                                                 int reorder_k = 0) {
+    v1::FindNeighborsRequest request;
+    request.set_index(name);
+    for (size_t i = 0; i * kDim < queries_.size(); ++i) {
+      v1::FindNeighborsRequest::Query* query = request.add_queries();
+      query->mutable_datapoint()->mutable_feature_vector()->Add(&queries_[i * kDim],
+                                                                &queries_[(i + 1) * kDim]);
+      query->set_neighbor_count(kK);
+      query->set_partitions_to_search(partitions_to_search);
+      query->set_reorder_k(reorder_k);
+    }
+    v1::FindNeighborsResponse response;
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+    absl::Status status = FromGrpcStatus(index_stub_->FindNeighbors(&context, request, &response));
+    if (!status.ok()) return status;
+    return response;
+  }
+
+  // A TuningResult for the index CreateLoadedIndex builds, choosing (p, r).
+  static v1::TuningResult Result(int partitions_to_search, int reorder_k,
+                                 uint32_t num_partitions = kNumPartitions,
+                                 uint32_t dimension = kDim) {
+    v1::TuningResult result;
+    result.set_dimension(dimension);
+    result.set_metric(v1::METRIC_L2);
+    result.set_code_type(v1::CODE_TYPE_INT8);
+    result.set_num_partitions(num_partitions);
+    result.set_neighbor_count(kK);
+    result.mutable_goal()->set_target_recall(0.9);
+    result.mutable_chosen()->set_partitions_to_search(partitions_to_search);
+    result.mutable_chosen()->set_reorder_k(reorder_k);
+    result.mutable_chosen()->set_num_partitions(num_partitions);
+    return result;
+  }
+
+  absl::StatusOr<v1::ApplyTuningResponse> Apply(const std::string& name,
+                                                const v1::TuningResult& result) {
+    v1::ApplyTuningRequest request;
+    request.set_index(name);
+    *request.mutable_result() = result;
+    v1::ApplyTuningResponse response;
+    grpc::ClientContext context;
+    absl::Status status = FromGrpcStatus(tuning_stub_->ApplyTuning(&context, request, &response));
+    if (!status.ok()) return status;
+    return response;
+  }
+
+  std::filesystem::path data_dir_;
+  std::unique_ptr<NestorServer> server_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::IndexService::Stub> index_stub_;
+  std::unique_ptr<v1::TuningService::Stub> tuning_stub_;
+  std::vector<float> queries_;
+};
+
+TEST_F(TuningServiceTest, TunedDefaultsAnswerExactlyAsExplicitSettings) {
+  CreateLoadedIndex("tuned", kNumPartitions);
+  // Settings far from the defaults (num_partitions / 16 = 2 partitions, reorder 4k), so
+  // that the tuned answer differs from the untuned one on these queries.
+  constexpr int kP = 9;
+  constexpr int kR = 15;
+  absl::StatusOr<v1::FindNeighborsResponse> untuned = Find("tuned");
+  absl::StatusOr<v1::FindNeighborsResponse> explicit_settings = Find("tuned", kP, kR);
+  ASSERT_THAT(untuned, IsOk());
+  ASSERT_THAT(explicit_settings, IsOk());
+  ASSERT_NE(untuned->SerializeAsString(), explicit_settings->SerializeAsString());
+
+  absl::StatusOr<v1::ApplyTuningResponse> applied = Apply("tuned", Result(kP, kR));
+  ASSERT_THAT(applied, IsOk());
+  EXPECT_EQ(applied->previous_partitions_to_search(), 0u);
+  EXPECT_EQ(applied->previous_reorder_k(), 0u);
+  EXPECT_EQ(applied->partitions_to_search(), static_cast<uint32_t>(kP));
+  EXPECT_EQ(applied->reorder_k(), static_cast<uint32_t>(kR));
+
+  absl::StatusOr<v1::FindNeighborsResponse> tuned = Find("tuned");
+  ASSERT_THAT(tuned, IsOk());
+  EXPECT_EQ(tuned->SerializeAsString(), explicit_settings->SerializeAsString());
+  // A query's own settings still win over the tuned defaults.
+  absl::StatusOr<v1::FindNeighborsResponse> own = Find("tuned", 2, 40);
+  ASSERT_THAT(own, IsOk());
+  absl::StatusOr<v1::FindNeighborsResponse> own_again = Find("tuned", 2, 40);
+  ASSERT_THAT(own_again, IsOk());
+  EXPECT_EQ(own->SerializeAsString(), own_again->SerializeAsString());
+
+  // A second apply reports the first as previous.
+  applied = Apply("tuned", Result(4, 20));
+  ASSERT_THAT(applied, IsOk());
+  EXPECT_EQ(applied->previous_partitions_to_search(), static_cast<uint32_t>(kP));
+  EXPECT_EQ(applied->previous_reorder_k(), static_cast<uint32_t>(kR));
+}
+
+TEST_F(TuningServiceTest, ConcurrentSearchesWhileApplyingSeeOneWholeSettingEach) {
+  CreateLoadedIndex("live", kNumPartitions);
+  // Two tunings with distinct answers; every search must return one of them (never a mix
+  // of A's partitions with B's reorder_k) or, before the first apply, the untuned answer.
+  const int pa = 3, ra = 10, pb = 12, rb = 60;
+  absl::StatusOr<v1::FindNeighborsResponse> untuned = Find("live");
+  absl::StatusOr<v1::FindNeighborsResponse> a = Find("live", pa, ra);
+  absl::StatusOr<v1::FindNeighborsResponse> b = Find("live", pb, rb);
+  absl::StatusOr<v1::FindNeighborsResponse> mix1 = Find("live", pa, rb);
+  absl::StatusOr<v1::FindNeighborsResponse> mix2 = Find("live", pb, ra);
+  for (const auto* r : {&untuned, &a, &b, &mix1, &mix2}) ASSERT_THAT(*r, IsOk());
+  const std::string untuned_bytes = untuned->SerializeAsString();
+  const std::string a_bytes = a->SerializeAsString();
+  const std::string b_bytes = b->SerializeAsString();
+  ASSERT_NE(a_bytes, b_bytes);
+  // The mixed settings must be told apart from A and B for the check to mean anything.
+  ASSERT_NE(mix1->SerializeAsString(), a_bytes);
+  ASSERT_NE(mix2->SerializeAsString(), b_bytes);
+
+  std::atomic<bool> stop{false};
+  std::atomic<int> searches{0}, not_ok{0}, unexpected{0};
+  std::vector<std::thread> searchers;
+  for (int t = 0; t < 4; ++t) {
+    searchers.emplace_back([&] {
+      while (!stop.load()) {
+        absl::StatusOr<v1::FindNeighborsResponse> r = Find("live");
+        searches.fetch_add(1);
+        if (!r.ok()) {
+          not_ok.fetch_add(1);
+          continue;
+        }
+        const std::string bytes = r->SerializeAsString();
+        if (bytes != a_bytes && bytes != b_bytes && bytes != untuned_bytes) {
+          unexpected.fetch_add(1);
+        }
+      }
+    });
+  }
+  int applies = 0;
+  const absl::Time until = absl::Now() + absl::Seconds(2);
+  while (absl::Now() < until || searches.load() < 50) {
+    const bool use_a = applies % 2 == 0;
+    ASSERT_THAT(Apply("live", use_a ? Result(pa, ra) : Result(pb, rb)), IsOk());
+    ++applies;
+  }
+  stop.store(true);
+  for (std::thread& t : searchers) t.join();
+  EXPECT_GT(applies, 10);
+  EXPECT_GE(searches.load(), 50);
+  EXPECT_EQ(not_ok.load(), 0);
+  EXPECT_EQ(unexpected.load(), 0);
+  // The last apply wins.
+  absl::StatusOr<v1::FindNeighborsResponse> last = Find("live");
+  ASSERT_THAT(last, IsOk());
+  EXPECT_EQ(last->SerializeAsString(), applies % 2 == 1 ? a_bytes : b_bytes);
+}
+
+TEST_F(TuningServiceTest, UnknownIndexIsNotFound) {
+  EXPECT_THAT(Apply("missing", Result(4, 20)), StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST_F(TuningServiceTest, EmptyIndexNameIsInvalidArgument) {
+  EXPECT_THAT(Apply("", Result(4, 20)), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST_F(TuningServiceTest, MismatchedDimensionOrPartitionsIsInvalidArgumentAndChangesNothing) {
+  CreateLoadedIndex("tuned", kNumPartitions);
+  absl::StatusOr<v1::FindNeighborsResponse> before = Find("tuned");
+  ASSERT_THAT(before, IsOk());
+
+  absl::StatusOr<v1::ApplyTuningResponse> wrong_dim =
+      Apply("tuned", Result(4, 20, kNumPartitions, kDim + 1));
+  EXPECT_THAT(wrong_dim, StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(wrong_dim.status().message(), HasSubstr("dimension"));
+
+  absl::StatusOr<v1::ApplyTuningResponse> wrong_partitions =
+      Apply("tuned", Result(4, 20, 2 * kNumPartitions));
+  EXPECT_THAT(wrong_partitions, StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(wrong_partitions.status().message(), HasSubstr("num_partitions"));
+
+  v1::TuningResult wrong_metric = Result(4, 20);
+  wrong_metric.set_metric(v1::METRIC_INNER_PRODUCT);
+  EXPECT_THAT(Apply("tuned", wrong_metric), StatusIs(absl::StatusCode::kInvalidArgument));
+
+  EXPECT_THAT(Apply("tuned", Result(0, 20)), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(Apply("tuned", Result(kNumPartitions + 1, 20)),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(Apply("tuned", Result(4, 0)), StatusIs(absl::StatusCode::kInvalidArgument));
+
+  absl::StatusOr<v1::FindNeighborsResponse> after = Find("tuned");
+  ASSERT_THAT(after, IsOk());
+  EXPECT_EQ(after->SerializeAsString(), before->SerializeAsString());
+}
+
+TEST_F(TuningServiceTest, ExactIndexIsFailedPrecondition) {
+  CreateLoadedIndex("exact", 0);
+  v1::TuningResult result = Result(4, 20, 0);
+  result.set_code_type(v1::CODE_TYPE_UNSPECIFIED);
+  EXPECT_THAT(Apply("exact", result), StatusIs(absl::StatusCode::kFailedPrecondition));
+}
+
+}  // namespace
+}  // namespace nestor::server
