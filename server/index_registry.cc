@@ -127,15 +127,22 @@ absl::StatusOr<int> IndexRegistry::LoadAll() {
   namespace fs = std::filesystem;
   absl::MutexLock disk_lock(&disk_mu_);
   std::error_code error;
+  // A data_dir that is a file is FAILED_PRECONDITION; other filesystem errors keep their
+  // errno's code (e.g. PERMISSION_DENIED for EACCES).
+  if (fs::exists(data_dir_, error) && !fs::is_directory(data_dir_, error)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("data_dir ", data_dir_, " exists and is not a directory"));
+  }
   fs::create_directories(data_dir_, error);
   if (error) {
-    return absl::InternalError(
-        absl::StrCat("cannot create data_dir ", data_dir_, ": ", error.message()));
+    return absl::Status(absl::ErrnoToStatusCode(error.value()),
+                        absl::StrCat("cannot create data_dir ", data_dir_, ": ",
+                                     error.message()));
   }
   fs::directory_iterator it(data_dir_, error);
   if (error) {
-    return absl::InternalError(
-        absl::StrCat("cannot list data_dir ", data_dir_, ": ", error.message()));
+    return absl::Status(absl::ErrnoToStatusCode(error.value()),
+                        absl::StrCat("cannot list data_dir ", data_dir_, ": ", error.message()));
   }
   std::vector<std::string> names;
   for (; it != fs::directory_iterator(); it.increment(error)) {

@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <iostream>
 
@@ -56,6 +57,10 @@ int main(int argc, char** argv) {
   if (!stopped.ok()) {
     std::cerr << "nestor-server: shutdown: " << stopped << std::endl;
     return 1;
+  }
+  if (!command_line->ready_file.empty()) {
+    // A stale ready file would tell the next reader that a stopped server is serving.
+    std::remove(command_line->ready_file.c_str());
   }
   std::cerr << "nestor-server: stopped" << std::endl;
   return 0;

@@ -776,6 +776,18 @@ TEST_F(ServerTest, RestartServesTheSameResults) {
   EXPECT_THAT(Get("part"), StatusIs(absl::StatusCode::kNotFound));
 }
 
+TEST_F(ServerTest, DataDirThatIsAFileIsFailedPrecondition) {
+  const std::filesystem::path file = data_dir_ / "a-file";
+  std::ofstream(file) << "not a directory";
+  ServerConfig config;
+  config.set_listen_address("127.0.0.1");
+  config.set_grpc_port(0);
+  config.set_metrics_port(0);
+  config.set_data_dir(file.string());
+  EXPECT_THAT(NestorServer::Create(config),
+              StatusIs(absl::StatusCode::kFailedPrecondition, "is not a directory"));
+}
+
 TEST_F(ServerTest, CorruptSnapshotIsSkippedNotFatal) {
   LoadMainIndex();
   ASSERT_THAT(Create("doomed"), IsOk());
