@@ -3,9 +3,11 @@
 //
 //   nestor create NAME --dimension D [--metric l2|ip|cosine] [--num_partitions N]
 //                      [--code_type float|int8] [--reorder_k R]
+//                      [--matryoshka_dims 32,64,...] [--routing_dim D] [--pca_rotation]
 //   nestor load NAME FILE [--create ...]       stream vectors from .npy/.fvecs/.bvecs/idx
 //   nestor build NAME | stats [NAME] | save NAME | delete NAME
 //   nestor search NAME --vector "..." | --queries FILE [--row R] [--reorder_k R]
+//                      [--prefix_dim d] [--shortlist_dim s] [--shortlist_size n]
 //   nestor bench NAME --queries FILE (--base FILE | --ground_truth FILE.ivecs)
 //                     [--batch B] [--concurrency C] [--reorder_k R]
 //
@@ -103,6 +105,9 @@ struct CommandOptions {
   uint64_t seed = 0;
   std::string code_type;
   uint32_t reorder_k_default = 0;
+  std::vector<uint32_t> matryoshka_dims;
+  uint32_t routing_dim = 0;
+  bool pca_rotation = false;
   // load
   int64_t limit = 0;
   int64_t batch = 1000;
@@ -116,6 +121,8 @@ struct CommandOptions {
   int partitions_to_search = 0;
   int prefix_dim = 0;
   int reorder_k = 0;
+  int shortlist_dim = 0;
+  int shortlist_size = 0;
   bool json_output = false;
   std::string base;
   int64_t base_limit = 0;
@@ -147,6 +154,9 @@ absl::StatusOr<v1::IndexConfig> MakeConfig(const CommandOptions& o, uint32_t dim
   config.set_seed(o.seed);
   if (!o.code_type.empty()) config.set_code_type(kCodeTypeNames.at(o.code_type));
   config.set_default_reorder_k(o.reorder_k_default);
+  for (uint32_t dim : o.matryoshka_dims) config.add_matryoshka_dims(dim);
+  config.set_routing_dim(o.routing_dim);
+  config.set_pca_rotation(o.pca_rotation);
   return config;
 }
 
@@ -314,6 +324,8 @@ void AddQuery(const float* vector, int64_t dimension, const CommandOptions& o,
   query->set_partitions_to_search(o.partitions_to_search);
   query->set_prefix_dim(o.prefix_dim);
   query->set_reorder_k(o.reorder_k);
+  query->set_shortlist_dim(o.shortlist_dim);
+  query->set_shortlist_size(o.shortlist_size);
 }
 
 absl::Status RunSearch(const GlobalOptions& g, const CommandOptions& o) {
@@ -679,6 +691,16 @@ int Main(int argc, char** argv) {
                     "int8 codes: candidates per query re-scored exactly when a query does "
                     "not say; 0 = 4 x k")
         ->capture_default_str();
+    cmd->add_option("--matryoshka_dims", o.matryoshka_dims,
+                    "Matryoshka ladder: prefix dimensions queries may use (ascending, "
+                    "comma-separated; the dimension is always allowed); empty = any")
+        ->delimiter(',');
+    cmd->add_option("--routing_dim", o.routing_dim,
+                    "Prefix the partitions are trained and routed on; 0 = the dimension")
+        ->capture_default_str();
+    cmd->add_flag("--pca_rotation", o.pca_rotation,
+                  "Learn a PCA rotation at build so prefixes are the leading principal "
+                  "components (for embeddings not trained as Matryoshka)");
   };
 
   auto* create = app.add_subcommand("create", "Create an index");
@@ -730,6 +752,13 @@ int Main(int argc, char** argv) {
     cmd->add_option("--reorder_k", o.reorder_k,
                     "int8 codes: candidates per query re-scored exactly; 0 = the index "
                     "default")
+        ->capture_default_str();
+    cmd->add_option("--shortlist_dim", o.shortlist_dim,
+                    "Funnel: shortlist on the codes of the first s coordinates, rerank "
+                    "exactly at prefix_dim; 0 = off")
+        ->capture_default_str();
+    cmd->add_option("--shortlist_size", o.shortlist_size,
+                    "Funnel: candidates the shortlist keeps (>= k); 0 = 10 x k")
         ->capture_default_str();
   };
   auto* search = app.add_subcommand("search", "Find the nearest neighbours of one vector");

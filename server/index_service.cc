@@ -60,8 +60,9 @@ absl::Status EmptyNameError(const char* field) {
 }
 
 // Settings that queries of one Index::Search call must share: k, partitions_to_search,
-// prefix_dim, reorder_k. A batch of identical settings is one Search call.
-using QueryGroupKey = std::tuple<int, int, int, int>;
+// prefix_dim, reorder_k, shortlist_dim, shortlist_size. A batch of identical settings is
+// one Search call.
+using QueryGroupKey = std::tuple<int, int, int, int, int, int>;
 
 }  // namespace
 
@@ -113,6 +114,12 @@ absl::StatusOr<IndexOptions> IndexOptionsFromProto(const v1::IndexConfig& config
           ", expected CODE_TYPE_FLOAT or CODE_TYPE_INT8"));
   }
   ASSIGN_OR_RETURN(options.reorder_k, ToInt("default_reorder_k", config.default_reorder_k()));
+  for (int i = 0; i < config.matryoshka_dims_size(); ++i) {
+    ASSIGN_OR_RETURN(const int dim, ToInt("matryoshka_dims", config.matryoshka_dims(i)));
+    options.matryoshka_dims.push_back(dim);
+  }
+  ASSIGN_OR_RETURN(options.routing_dim, ToInt("routing_dim", config.routing_dim()));
+  options.pca_rotation = config.pca_rotation();
   return options;
 }
 
@@ -131,6 +138,9 @@ v1::IndexConfig IndexConfigToProto(const IndexOptions& options) {
   config.set_code_type(options.num_partitions == 0 ? v1::CODE_TYPE_FLOAT
                                                    : CodeTypeToProto(options.code_type));
   config.set_default_reorder_k(static_cast<uint32_t>(options.reorder_k));
+  for (int dim : options.matryoshka_dims) config.add_matryoshka_dims(static_cast<uint32_t>(dim));
+  config.set_routing_dim(static_cast<uint32_t>(options.routing_dim));
+  config.set_pca_rotation(options.pca_rotation);
   return config;
 }
 
@@ -436,7 +446,9 @@ absl::Status IndexServiceImpl::DoFindNeighbors(grpc::ServerContext* context,
     const int to_search = query.partitions_to_search() > 0 ? query.partitions_to_search()
                                                            : tuned.partitions_to_search;
     const int reorder_k = query.reorder_k() > 0 ? query.reorder_k() : tuned.reorder_k;
-    groups[{k, to_search, query.prefix_dim(), reorder_k}].push_back(i);
+    groups[{k, to_search, query.prefix_dim(), reorder_k, query.shortlist_dim(),
+            query.shortlist_size()}]
+        .push_back(i);
   }
 
   for (int i = 0; i < n; ++i) response->add_nearest_neighbors();
@@ -446,7 +458,8 @@ absl::Status IndexServiceImpl::DoFindNeighbors(grpc::ServerContext* context,
   params.cancelled = [context] { return context->IsCancelled(); };
   std::vector<float> buffer;
   for (const auto& [key, members] : groups) {
-    std::tie(params.k, params.partitions_to_search, params.prefix_dim, params.reorder_k) = key;
+    std::tie(params.k, params.partitions_to_search, params.prefix_dim, params.reorder_k,
+             params.shortlist_dim, params.shortlist_size) = key;
     absl::Span<const float> queries;
     if (members.size() == 1) {
       const auto& vector = request.queries(members[0]).datapoint().feature_vector();
@@ -462,6 +475,10 @@ absl::Status IndexServiceImpl::DoFindNeighbors(grpc::ServerContext* context,
     }
     ASSIGN_OR_RETURN(std::vector<std::vector<Neighbor>> results,
                      index->Search(queries, params));
+    if (metrics_ != nullptr) {
+      metrics_->RecordPrefixQueries(params.prefix_dim > 0 ? params.prefix_dim : dimension,
+                                    members.size());
+    }
     if (results.size() != members.size()) {
       return absl::InternalError(absl::StrCat("search returned ", results.size(),
                                               " result lists for ", members.size(),

@@ -42,6 +42,11 @@ ServerMetrics::ServerMetrics() : registry_(std::make_shared<prometheus::Registry
                         .Name("nestor_queries_total")
                         .Help("Individual queries served (a batch of n counts n)")
                         .Register(*registry_);
+  queries_by_prefix_dim_total_ =
+      &prometheus::BuildCounter()
+           .Name("nestor_queries_by_prefix_dim_total")
+           .Help("FindNeighbors queries by the Matryoshka prefix dimension they scored at")
+           .Register(*registry_);
   index_vectors_ = &prometheus::BuildGauge()
                         .Name("nestor_index_vectors")
                         .Help("Live vectors in the index")
@@ -88,6 +93,11 @@ void ServerMetrics::RecordRequest(absl::string_view method, absl::StatusCode cod
 
 void ServerMetrics::RecordQueries(absl::string_view method, uint64_t count) {
   queries_total_->Add({{"method", std::string(method)}}).Increment(static_cast<double>(count));
+}
+
+void ServerMetrics::RecordPrefixQueries(int prefix_dim, uint64_t count) {
+  queries_by_prefix_dim_total_->Add({{"prefix_dim", std::to_string(prefix_dim)}})
+      .Increment(static_cast<double>(count));
 }
 
 void ServerMetrics::UpdateIndex(const std::string& name, const IndexStats& stats) {

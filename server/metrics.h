@@ -30,6 +30,9 @@ double BytesPerVector(const IndexStats& stats);
 //   nestor_requests_total{method,code}          RPCs finished, by gRPC code name
 //   nestor_request_duration_seconds{method}     RPC latency, 100 us .. 10 s buckets
 //   nestor_queries_total{method}                individual queries (a batch counts n)
+//   nestor_queries_by_prefix_dim_total{prefix_dim}  FindNeighbors queries by the
+//                                               Matryoshka prefix they scored at
+//                                               (0 in a request counts as the dimension)
 //   nestor_index_vectors{index}                 live vectors
 //   nestor_index_memory_bytes{index}            memory of vectors, ids, centroids
 //   nestor_index_build_seconds{index}           wall time of the last build
@@ -57,6 +60,8 @@ class ServerMetrics {
   void RecordRequest(absl::string_view method, absl::StatusCode code, absl::Duration latency);
   // `count` individual queries served by one RPC of `method`.
   void RecordQueries(absl::string_view method, uint64_t count);
+  // `count` queries scored at Matryoshka prefix dimension `prefix_dim`.
+  void RecordPrefixQueries(int prefix_dim, uint64_t count);
   // Sets the gauges of index `name` from its stats.
   void UpdateIndex(const std::string& name, const IndexStats& stats);
   // Drops the gauges of a deleted index.
@@ -76,6 +81,7 @@ class ServerMetrics {
   prometheus::Family<prometheus::Counter>* requests_total_;
   prometheus::Family<prometheus::Histogram>* request_duration_seconds_;
   prometheus::Family<prometheus::Counter>* queries_total_;
+  prometheus::Family<prometheus::Counter>* queries_by_prefix_dim_total_;
   prometheus::Family<prometheus::Gauge>* index_vectors_;
   prometheus::Family<prometheus::Gauge>* index_memory_bytes_;
   prometheus::Family<prometheus::Gauge>* index_build_seconds_;

@@ -1019,5 +1019,82 @@ TEST_F(ServerTest, GetIndexReportsCodeTypeSimdPathAndBytesPerVector) {
   EXPECT_DOUBLE_EQ(restored->bytes_per_vector(), info->bytes_per_vector());
 }
 
+// Matryoshka fields over the wire: the ladder, routing_dim and pca_rotation round-trip
+// through CreateIndex / GetIndex; prefix and funnel queries match the oracle where they
+// must; bad values are INVALID_ARGUMENT naming what is allowed; queries are counted by
+// prefix dimension.
+TEST_F(ServerTest, MatryoshkaFieldsOverTheWire) {
+  v1::IndexConfig config;
+  config.set_dimension(kDim);
+  config.set_num_partitions(8);
+  config.add_matryoshka_dims(4);
+  config.add_matryoshka_dims(8);
+  config.set_routing_dim(8);
+  config.set_pca_rotation(true);
+  absl::StatusOr<v1::IndexInfo> created = Create("mrl", config);
+  ASSERT_THAT(created, IsOk());
+  EXPECT_THAT(created->config().matryoshka_dims(), ::testing::ElementsAre(4, 8, kDim));
+  EXPECT_EQ(created->config().routing_dim(), 8u);
+  EXPECT_TRUE(created->config().pca_rotation());
+  v1::IndexConfig bad = config;
+  bad.set_routing_dim(5);
+  EXPECT_THAT(Create("bad-routing", bad),
+              StatusIs(absl::StatusCode::kInvalidArgument, "routing_dim 5 is not in"));
+  bad = config;
+  bad.add_matryoshka_dims(2);  // not ascending
+  EXPECT_THAT(Create("bad-ladder", bad), StatusIs(absl::StatusCode::kInvalidArgument));
+
+  std::vector<uint64_t> ids(kNumVectors);
+  for (int i = 0; i < kNumVectors; ++i) ids[i] = i;
+  const std::vector<float> data = RandomVectors(kNumVectors, kDim, 71);
+  UpsertAll("mrl", ids, data);
+  ASSERT_THAT(Build("mrl"), IsOk());
+  const std::vector<float> queries = RandomVectors(10, kDim, 72);
+  // Full dimension, every partition, reorder covering everything: the oracle (the
+  // rotation is orthonormal).
+  v1::FindNeighborsRequest full = MakeFind("mrl", queries, 10, /*partitions_to_search=*/8);
+  for (auto& query : *full.mutable_queries()) query.set_reorder_k(kNumVectors);
+  absl::StatusOr<v1::FindNeighborsResponse> response = Find(full);
+  ASSERT_THAT(response, IsOk());
+  ExpectMatchesOracle(*response, ids, data, queries, v1::METRIC_L2, 10);
+  // The funnel and a prefix query are served (mixed in one batch).
+  v1::FindNeighborsRequest mixed = MakeFind("mrl", queries, 10, 8);
+  for (int i = 0; i < mixed.queries_size(); ++i) {
+    auto* query = mixed.mutable_queries(i);
+    if (i % 2 == 0) {
+      query->set_shortlist_dim(4);
+      query->set_shortlist_size(50);
+    } else {
+      query->set_prefix_dim(8);
+    }
+  }
+  absl::StatusOr<v1::FindNeighborsResponse> served = Find(mixed);
+  ASSERT_THAT(served, IsOk());
+  for (const auto& list : served->nearest_neighbors()) EXPECT_EQ(list.neighbors_size(), 10);
+
+  const std::vector<float> query(queries.begin(), queries.begin() + kDim);
+  auto find_with = [&](int prefix_dim, int shortlist_dim, int shortlist_size) {
+    v1::FindNeighborsRequest request = MakeFind("mrl", query, 10);
+    request.mutable_queries(0)->set_prefix_dim(prefix_dim);
+    request.mutable_queries(0)->set_shortlist_dim(shortlist_dim);
+    request.mutable_queries(0)->set_shortlist_size(shortlist_size);
+    return Find(request);
+  };
+  EXPECT_THAT(find_with(6, 0, 0),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "prefix_dim 6 is not in matryoshka_dims {4, 8, 16}"));
+  EXPECT_THAT(find_with(4, 8, 50),
+              StatusIs(absl::StatusCode::kInvalidArgument, "must be <= prefix_dim 4"));
+  EXPECT_THAT(find_with(0, 4, 5),
+              StatusIs(absl::StatusCode::kInvalidArgument, "must be >= k 10"));
+  EXPECT_THAT(find_with(0, 0, 50), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(find_with(0, -4, 0), StatusIs(absl::StatusCode::kInvalidArgument));
+
+  const std::string text = HttpGet(server_->metrics_port(), "/metrics");
+  EXPECT_EQ(MetricValue(text, "nestor_queries_by_prefix_dim_total", {"prefix_dim=\"8\""}), 5);
+  EXPECT_EQ(MetricValue(text, "nestor_queries_by_prefix_dim_total",
+                        {"prefix_dim=\"16\""}), 10 + 5);
+}
+
 }  // namespace
 }  // namespace nestor::server
