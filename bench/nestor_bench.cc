@@ -9,6 +9,14 @@
 // Every speed claim is a ratio of systems measured in this run, because the machines
 // this runs on are shared and noisy.
 //
+// Datasets: fashion-mnist (784 raw pixels) or fashion-mnist-pca (the same vectors rotated
+// by a PCA learned on the train set with FAISS, so coordinates come in order of decreasing
+// variance and prefixes behave like Matryoshka prefixes; every system gets the rotated
+// vectors). On fashion-mnist-pca Nestor also runs the funnel (shortlist on int8 codes of
+// the first shortlist_dim coordinates, exact rerank at full dimension; MRL, Kusupati et al.
+// NeurIPS 2022; AdANNS, Rege et al. 2023) and prefix queries at d = 32, 64, 128, 256 with
+// ground truth computed at d.
+//
 // Output: a table on stdout, a JSON array of operating points (--json), and a PNG of the
 // recall–QPS curves next to it (gnuplot, when installed).
 
@@ -29,12 +37,14 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "bench/tune_bench.h"
 #include "client/datasets.h"
 #include "client/latency_stats.h"
 #include "faiss/IndexFlat.h"
 #include "faiss/IndexIVFFlat.h"
 #include "faiss/IndexIVFPQFastScan.h"
 #include "faiss/IndexRefine.h"
+#include "faiss/VectorTransform.h"
 #include "faiss/utils/utils.h"
 #include "hnswlib/hnswlib.h"
 #include "index/index.h"
@@ -63,6 +73,10 @@ struct OperatingPoint {
   double build_seconds = 0;
   double memory_bytes = 0;
   double memory_bytes_per_vector = 0;
+  // Matryoshka settings (0 where not applicable).
+  int prefix_dim = 0;
+  int shortlist_dim = 0;
+  int shortlist_size = 0;
 };
 
 // The data every system sees: base vectors, queries and exact top-10 ids per query.
@@ -278,6 +292,63 @@ void PrintSummary(const std::vector<OperatingPoint>& points, const std::string& 
   }
 }
 
+// Best QPS at recall@10 >= `threshold` of the points of `mode` that `keep` accepts; 0 if
+// none reaches it.
+double BestQps(const std::vector<OperatingPoint>& points, const std::string& mode,
+               double threshold, const std::function<bool(const OperatingPoint&)>& keep,
+               std::string* config = nullptr) {
+  double best = 0;
+  for (const auto& p : points) {
+    if (p.mode != mode || p.recall_at_10 < threshold || !keep(p)) continue;
+    if (p.qps > best) {
+      best = p.qps;
+      if (config != nullptr) *config = p.config;
+    }
+  }
+  return best;
+}
+
+// The Matryoshka summary (issue #4 targets): funnel vs hnswlib vs Nestor without the
+// funnel at recall@10 >= 0.95 (ground truth at full dimension), and per prefix d the best
+// QPS at >= 0.95 (ground truth at d).
+void PrintMatryoshkaSummary(const std::vector<OperatingPoint>& points, const std::string& mode) {
+  constexpr double kThreshold = 0.95;
+  std::string funnel_config, plain_config, hnsw_config;
+  const double funnel = BestQps(points, mode, kThreshold,
+                                [](const auto& p) { return p.system == "nestor-funnel"; },
+                                &funnel_config);
+  const double plain = BestQps(points, mode, kThreshold,
+                               [](const auto& p) {
+                                 return p.system == "nestor" && p.config.rfind("exact", 0) != 0;
+                               },
+                               &plain_config);
+  const double hnsw = BestQps(points, mode, kThreshold,
+                              [](const auto& p) { return p.system == "hnswlib"; }, &hnsw_config);
+  auto ratio = [](double a, double b) {
+    return b > 0 && a > 0 ? absl::StrFormat("%.2fx", a / b) : std::string("-");
+  };
+  std::printf("\nMatryoshka summary, mode=%s: best QPS at recall@10 >= %.2f (truth at full "
+              "dimension)\n", mode.c_str(), kThreshold);
+  std::printf("  %-18s %9.0f  %s\n", "nestor-funnel", funnel, funnel_config.c_str());
+  std::printf("  %-18s %9.0f  %s\n", "hnswlib", hnsw, hnsw_config.c_str());
+  std::printf("  %-18s %9.0f  %s\n", "nestor (no funnel)", plain, plain_config.c_str());
+  std::printf("  funnel / hnswlib = %s (target >= 2.5x); funnel / nestor-no-funnel = %s "
+              "(target >= 3x)\n", ratio(funnel, hnsw).c_str(), ratio(funnel, plain).c_str());
+  std::printf("Prefix queries: best QPS at recall@10 >= %.2f, truth at d\n", kThreshold);
+  for (int d : {32, 64, 128, 256}) {
+    const std::string system = absl::StrFormat("nestor-prefix-%d", d);
+    std::string config;
+    double max_recall = 0;
+    for (const auto& p : points) {
+      if (p.mode == mode && p.system == system) max_recall = std::max(max_recall, p.recall_at_10);
+    }
+    const double qps = BestQps(points, mode, kThreshold,
+                               [&](const auto& p) { return p.system == system; }, &config);
+    std::printf("  d=%-4d best qps=%9.0f  max recall@10=%.4f  %s\n", d, qps, max_recall,
+                config.c_str());
+  }
+}
+
 // One line per built index: build wall time and memory per stored vector.
 void PrintBuildTable(const std::vector<OperatingPoint>& points) {
   std::printf("\nBuilds: wall seconds and memory per vector (bytes)\n");
@@ -310,6 +381,9 @@ void WriteJson(const std::vector<OperatingPoint>& points, const std::string& pat
                      {"build_seconds", p.build_seconds},
                      {"memory_bytes", p.memory_bytes},
                      {"memory_bytes_per_vector", p.memory_bytes_per_vector},
+                     {"prefix_dim", p.prefix_dim},
+                     {"shortlist_dim", p.shortlist_dim},
+                     {"shortlist_size", p.shortlist_size},
                      {"batch_size", p.mode == "batch" ? g_batch_size : 1}});
   }
   std::ofstream(path) << array.dump(2) << "\n";
@@ -378,6 +452,21 @@ int Main(int argc, char** argv) {
                  "Nestor partition counts swept (comma-separated)")
       ->delimiter(',')
       ->capture_default_str();
+  std::string dataset = "fashion-mnist";
+  app.add_option("--dataset", dataset,
+                 "fashion-mnist, or fashion-mnist-pca (PCA rotation learned on the train set "
+                 "with FAISS; adds the Matryoshka funnel and prefix sweeps)")
+      ->check(CLI::IsMember({"fashion-mnist", "fashion-mnist-pca"}))
+      ->capture_default_str();
+  int routing_dim = 64;
+  app.add_option("--routing_dim", routing_dim,
+                 "fashion-mnist-pca: prefix the funnel index trains and routes partitions on")
+      ->capture_default_str();
+  std::vector<int> shortlist_dims = {16, 32, 64, 128};
+  app.add_option("--shortlist_dims", shortlist_dims,
+                 "fashion-mnist-pca: funnel shortlist dimensions swept (comma-separated)")
+      ->delimiter(',')
+      ->capture_default_str();
   bool float_sweeps = true;
   app.add_option("--nestor_float", float_sweeps,
                  "also sweep Nestor's float (IVF-flat) codes beside int8")
@@ -401,9 +490,26 @@ int Main(int argc, char** argv) {
   w.base = std::move(*base);
   w.queries = std::move(*queries);
   const int d = static_cast<int>(w.base.cols);
-  std::printf("fashion-mnist-784-euclidean: %ld base vectors, %ld queries, d=%d, k=%d, "
+  const bool pca = dataset == "fashion-mnist-pca";
+  if (pca) {
+    // Rotate train and test by the train set's principal axes (FAISS PCAMatrix, d -> d, no
+    // whitening). Centring and rotating preserve L2 distances, so the ground truth at full
+    // dimension is that of fashion-mnist.
+    const auto start = Clock::now();
+    faiss::PCAMatrix transform(d, d, 0.0f, false);
+    transform.train(w.base.rows, w.base.data.data());
+    std::vector<float> rotated(w.base.data.size());
+    transform.apply_noalloc(w.base.rows, w.base.data.data(), rotated.data());
+    w.base.data = std::move(rotated);
+    rotated.assign(w.queries.data.size(), 0.0f);
+    transform.apply_noalloc(w.queries.rows, w.queries.data.data(), rotated.data());
+    w.queries.data = std::move(rotated);
+    std::printf("fashion-mnist-pca: PCA (FAISS PCAMatrix %d -> %d) learned on the train set "
+                "and applied to train and test in %.1f s\n", d, d, SecondsSince(start));
+  }
+  std::printf("%s-784-euclidean: %ld base vectors, %ld queries, d=%d, k=%d, "
               "batch threads=%d, batch_size=%ld%s\n",
-              static_cast<long>(w.base.rows), static_cast<long>(w.queries.rows), d, w.k,
+              dataset.c_str(), static_cast<long>(w.base.rows), static_cast<long>(w.queries.rows), d, w.k,
               threads, static_cast<long>(g_batch_size), g_batch_size == 0 ? " (all)" : "");
   std::printf("SIMD: nestor %s (run time; NESTOR_SIMD forces lower); hnswlib %s; "
               "FAISS compile options \"%s\"\n",
@@ -480,6 +586,93 @@ int Main(int argc, char** argv) {
             }
           }
         }
+      }
+    }
+  }
+
+  if (wants("nestor") && pca) {
+    // The funnel index: ladder 16..784, partitions trained and routed on routing_dim.
+    for (int num_partitions : nestor_partitions) {
+      IndexOptions options;
+      options.dimension = d;
+      options.num_partitions = num_partitions;
+      options.code_type = CodeType::kInt8;
+      options.matryoshka_dims = {16, 32, 64, 128, 256};
+      options.routing_dim = routing_dim;
+      double build_seconds = 0;
+      auto index = BuildNestor(w, options, &build_seconds);
+      std::printf("nestor funnel index partitions=%d routing_dim=%d: built in %.1f s\n",
+                  num_partitions, routing_dim, build_seconds);
+      const double memory = index->stats().memory_bytes;
+      for (const auto& m : modes) {
+        // (1) The funnel, truth at full dimension.
+        for (int shortlist_dim : shortlist_dims) {
+          for (int shortlist_size : {20, 40, 80, 160}) {
+            for (int p : probes) {
+              SearchParams params;
+              params.partitions_to_search = p;
+              params.shortlist_dim = shortlist_dim;
+              params.shortlist_size = shortlist_size;
+              OperatingPoint point = Measure(w, m, NestorFns(*index, w, params, threads));
+              point.system = "nestor-funnel";
+              point.config = absl::StrFormat(
+                  "funnel partitions=%d routing_dim=%d shortlist_dim=%d shortlist_size=%d "
+                  "prefix_dim=%d partitions_to_search=%d",
+                  num_partitions, routing_dim, shortlist_dim, shortlist_size, d, p);
+              point.prefix_dim = d;
+              point.shortlist_dim = shortlist_dim;
+              point.shortlist_size = shortlist_size;
+              point.build_seconds = build_seconds;
+              point.memory_bytes = memory;
+              Report(point);
+              points.push_back(point);
+              if (point.recall_at_10 > 0.995 || p > num_partitions) break;
+            }
+          }
+        }
+        // (2) Prefix queries at d, truth at d (exact index with prefix_dim = d).
+        const std::vector<int64_t> full_truth = w.truth;
+        for (int prefix : {32, 64, 128, 256}) {
+          {
+            IndexOptions exact_options;
+            exact_options.dimension = d;
+            double unused = 0;
+            auto exact = BuildNestor(w, exact_options, &unused);
+            SearchParams params;
+            params.k = w.k;
+            params.prefix_dim = prefix;
+            params.num_threads = threads;
+            auto truth = exact->Search(w.queries.data, params);
+            if (!truth.ok()) {
+              std::fprintf(stderr, "ground truth: %s\n", truth.status().ToString().c_str());
+              return 1;
+            }
+            for (int64_t q = 0; q < w.queries.rows; ++q) {
+              for (int i = 0; i < w.k; ++i) w.truth[q * w.k + i] = (*truth)[q][i].id;
+            }
+          }
+          for (int reorder : {20, 40}) {
+            for (int p : probes) {
+              SearchParams params;
+              params.partitions_to_search = p;
+              params.prefix_dim = prefix;
+              params.reorder_k = reorder;
+              OperatingPoint point = Measure(w, m, NestorFns(*index, w, params, threads));
+              point.system = absl::StrFormat("nestor-prefix-%d", prefix);
+              point.config = absl::StrFormat(
+                  "prefix partitions=%d routing_dim=%d prefix_dim=%d partitions_to_search=%d "
+                  "reorder_k=%d",
+                  num_partitions, routing_dim, prefix, p, reorder);
+              point.prefix_dim = prefix;
+              point.build_seconds = build_seconds;
+              point.memory_bytes = memory;
+              Report(point);
+              points.push_back(point);
+              if (point.recall_at_10 > 0.995 || p > num_partitions) break;
+            }
+          }
+        }
+        w.truth = full_truth;
       }
     }
   }
@@ -582,6 +775,9 @@ int Main(int argc, char** argv) {
 
   for (auto& p : points) p.memory_bytes_per_vector = p.memory_bytes / w.base.rows;
   for (const auto& m : modes) PrintSummary(points, m);
+  if (pca) {
+    for (const auto& m : modes) PrintMatryoshkaSummary(points, m);
+  }
   PrintBuildTable(points);
   WriteJson(points, json_path);
   std::printf("\njson: %s\n", json_path.c_str());
@@ -592,4 +788,4 @@ int Main(int argc, char** argv) {
 }  // namespace
 }  // namespace nestor::bench
 
-int main(int argc, char** argv) { return nestor::bench::Main(argc, argv); }
+int main(int argc, char** argv) { return nestor::bench::IsTuneMode(argc, argv) ? nestor::bench::RunTuneBench(argc, argv) : nestor::bench::Main(argc, argv); }
