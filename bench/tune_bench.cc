@@ -1,0 +1,592 @@
+#include "bench/tune_bench.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <numeric>
+#include <optional>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "CLI/CLI.hpp"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/time.h"
+#include "client/datasets.h"
+#include "client/latency_stats.h"
+#include "faiss/AutoTune.h"
+#include "faiss/IndexFlat.h"
+#include "faiss/IndexIVFFlat.h"
+#include "index/index.h"
+#include "index/index_factory.h"
+#include "nlohmann/json.hpp"
+#include "tuning/autotuner.h"
+
+namespace nestor::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using FaissId = faiss::Index::idx_t;  // int64_t in FAISS 1.7.3
+
+double SecondsSince(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// A measured query-time setting on the held-out queries (one thread, one query a call).
+struct Measured {
+  double recall = 0;
+  double qps = 0;
+  double p50_us = 0;
+  double p99_us = 0;
+};
+
+// One row of the table: a method's choice for one target.
+struct Choice {
+  std::string method;  // "nestor-tuner", "grid", "faiss-autotune"
+  double target = 0;
+  bool found = false;
+  std::string settings;  // e.g. "P=256 p=12 r=40" or "nprobe=16"
+  std::string note;      // why nothing was found
+  int build = -1;        // Nestor build index (nestor methods)
+  int partitions_to_search = 0;
+  int reorder_k = 0;
+  int nprobe = 0;
+  std::optional<double> predicted_recall;
+  double tuning_seconds = 0;
+  Measured held_out;
+};
+
+struct NestorBuild {
+  int num_partitions = 0;
+  std::unique_ptr<Index> index;
+  double build_seconds = 0;
+  double memory_bytes = 0;
+  std::vector<int> p_axis, r_axis;
+};
+
+// One grid point measured on the held-out queries.
+struct GridPoint {
+  int build = 0;
+  int partitions_to_search = 0;
+  int reorder_k = 0;
+  Measured m;
+};
+
+Measured FromPoint(const tuning::OperatingPoint& p) {
+  Measured m;
+  m.recall = p.measured_recall.value_or(0);
+  m.qps = p.measured_qps.value_or(0);
+  m.p50_us = p.latency_p50 ? absl::ToDoubleMicroseconds(*p.latency_p50) : 0;
+  m.p99_us = p.latency_p99 ? absl::ToDoubleMicroseconds(*p.latency_p99) : 0;
+  return m;
+}
+
+std::unique_ptr<Index> BuildIndex(const client::FloatMatrix& base, const IndexOptions& options,
+                                  double* build_seconds) {
+  auto index = CreateIndex(options);
+  if (!index.ok()) {
+    std::fprintf(stderr, "nestor: %s\n", index.status().ToString().c_str());
+    return nullptr;
+  }
+  std::vector<DatapointId> ids(base.rows);
+  std::iota(ids.begin(), ids.end(), DatapointId{0});
+  const auto start = Clock::now();
+  absl::Status status = (*index)->Upsert(ids, base.data);
+  if (status.ok()) status = (*index)->Build();
+  if (!status.ok()) {
+    std::fprintf(stderr, "nestor: %s\n", status.ToString().c_str());
+    return nullptr;
+  }
+  *build_seconds = SecondsSince(start);
+  return std::move(*index);
+}
+
+// Recall@k of FAISS results for queries drawn from the data (leave-one-out): each query
+// asks for k + 1 neighbours, its own id is dropped, the first k others are compared with
+// its exact top-k (which exclude it). The leave-one-out form of
+// faiss::IntersectionCriterion(nq, k), so that FAISS tunes on the same queries and the
+// same ground truth as the Nestor tuner.
+struct LeaveOneOutRecallCriterion : faiss::AutoTuneCriterion {
+  LeaveOneOutRecallCriterion(FaissId nq, int k, std::vector<FaissId> self_ids)
+      : faiss::AutoTuneCriterion(nq, k + 1), k_(k), self_ids_(std::move(self_ids)) {}
+
+  double evaluate(const float* /*D*/, const FaissId* I) const override {
+    size_t hits = 0;
+    for (FaissId q = 0; q < nq; ++q) {
+      const FaissId* truth = &gt_I[q * gt_nnn];
+      int taken = 0;
+      for (FaissId i = 0; i < nnn && taken < k_; ++i) {
+        const FaissId id = I[q * nnn + i];
+        if (id == self_ids_[q]) continue;
+        ++taken;
+        if (id >= 0 && std::find(truth, truth + k_, id) != truth + k_) ++hits;
+      }
+    }
+    return static_cast<double>(hits) / (static_cast<double>(nq) * k_);
+  }
+
+ private:
+  int k_;
+  std::vector<FaissId> self_ids_;
+};
+
+// FAISS, one thread, one query per call, on the held-out queries.
+Measured MeasureFaiss(const faiss::Index& index, const client::FloatMatrix& queries,
+                      const std::vector<DatapointId>& truth, int k) {
+  omp_set_num_threads(1);
+  std::vector<float> distances(k);
+  std::vector<FaissId> ids(k);
+  std::vector<double> latencies_us(queries.rows);
+  size_t hits = 0;
+  const auto start = Clock::now();
+  for (int64_t q = 0; q < queries.rows; ++q) {
+    const auto t0 = Clock::now();
+    index.search(1, queries.row(q), k, distances.data(), ids.data());
+    latencies_us[q] = std::chrono::duration<double, std::micro>(Clock::now() - t0).count();
+    const DatapointId* t = &truth[q * k];
+    for (int i = 0; i < k; ++i) {
+      if (ids[i] >= 0 && std::find(t, t + k, static_cast<DatapointId>(ids[i])) != t + k) ++hits;
+    }
+  }
+  Measured m;
+  m.qps = queries.rows / SecondsSince(start);
+  m.recall = static_cast<double>(hits) / (static_cast<double>(queries.rows) * k);
+  m.p50_us = client::Percentile(latencies_us, 50);
+  m.p99_us = client::Percentile(latencies_us, 99);
+  return m;
+}
+
+const char* Verdict(bool pass) { return pass ? "PASS" : "MISS"; }
+
+}  // namespace
+
+bool IsTuneMode(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--mode=tune") == 0) return true;
+    if (std::strcmp(argv[i], "--mode") == 0 && i + 1 < argc &&
+        std::strcmp(argv[i + 1], "tune") == 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
+int RunTuneBench(int argc, char** argv) {
+  CLI::App app{"nestor-bench --mode tune: Nestor's autotuner vs exhaustive grid search vs "
+               "FAISS autotuning on Fashion-MNIST (issue #5)"};
+  std::string mode = "tune";
+  int64_t num_queries = 10000;
+  int tune_queries = 1000;
+  std::string json_path = "tune-results.json";
+  std::string data_dir = "/usr/share/datasets/fashion-mnist";
+  std::vector<int> partitions = {256};
+  std::vector<double> targets = {0.90, 0.95, 0.99};
+  uint64_t seed = 1234;
+  int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  int repeats = 3;
+  int faiss_nlist = 256;
+  app.add_option("--mode", mode, "tune")->check(CLI::IsMember({"tune"}));
+  app.add_option("--queries", num_queries, "held-out test queries (first N of 10,000)")
+      ->check(CLI::Range(int64_t{1}, int64_t{10000}))
+      ->capture_default_str();
+  app.add_option("--tune_queries", tune_queries,
+                 "tuning queries sampled from the train set (leave-one-out)")
+      ->check(CLI::Range(10, 60000))
+      ->capture_default_str();
+  app.add_option("--json", json_path, "operating points written here")->capture_default_str();
+  app.add_option("--data_dir", data_dir, "folder with the Fashion-MNIST idx.gz files")
+      ->capture_default_str();
+  app.add_option("--nestor_partitions", partitions,
+                 "int8 builds tuned and gridded (comma-separated num_partitions)")
+      ->delimiter(',')
+      ->capture_default_str();
+  app.add_option("--targets", targets, "target recalls@10 (comma-separated)")
+      ->delimiter(',')
+      ->capture_default_str();
+  app.add_option("--seed", seed, "seed of the tuning sample and of the builds")
+      ->capture_default_str();
+  app.add_option("--threads", threads,
+                 "threads for ground truth, FAISS training and FAISS's explore()")
+      ->capture_default_str();
+  app.add_option("--repeats", repeats,
+                 "head-to-head re-measurements of each chosen setting (the fastest counts)")
+      ->check(CLI::Range(1, 20))
+      ->capture_default_str();
+  app.add_option("--faiss_nlist", faiss_nlist, "nlist of the FAISS IndexIVFFlat")
+      ->capture_default_str();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? 0 : 2;
+  }
+  constexpr int k = 10;
+
+  // --------------------------------------------------------------------------- data
+  auto base = client::LoadIdx(data_dir + "/train-images-idx3-ubyte.gz");
+  auto test = client::LoadIdx(data_dir + "/t10k-images-idx3-ubyte.gz", num_queries);
+  if (!base.ok() || !test.ok()) {
+    std::fprintf(stderr, "cannot load Fashion-MNIST from %s: %s\n", data_dir.c_str(),
+                 (!base.ok() ? base.status() : test.status()).ToString().c_str());
+    return 1;
+  }
+  const int d = static_cast<int>(base->cols);
+  const int64_t n = base->rows;
+  tune_queries = static_cast<int>(std::min<int64_t>(tune_queries, n));
+  // Tuning queries: a seeded sample of train rows; each leaves itself out.
+  std::vector<DatapointId> self_ids(n);
+  std::iota(self_ids.begin(), self_ids.end(), DatapointId{0});
+  std::mt19937_64 rng(seed);
+  std::shuffle(self_ids.begin(), self_ids.end(), rng);
+  self_ids.resize(tune_queries);
+  std::vector<float> tq(static_cast<size_t>(tune_queries) * d);
+  for (int i = 0; i < tune_queries; ++i) {
+    std::copy_n(base->row(static_cast<int64_t>(self_ids[i])), d, tq.begin() + size_t{1} * i * d);
+  }
+  std::printf("tune: fashion-mnist-784-euclidean, %ld base vectors, %ld held-out test queries, "
+              "%d tuning queries sampled from train (leave-one-out, seed %lu), k=%d\n",
+              static_cast<long>(n), static_cast<long>(test->rows), tune_queries,
+              static_cast<unsigned long>(seed), k);
+
+  // Ground truth of both query sets from Nestor's exact index.
+  std::vector<DatapointId> truth, tune_truth;
+  {
+    const auto start = Clock::now();
+    IndexOptions exact_options;
+    exact_options.dimension = d;
+    double unused = 0;
+    std::unique_ptr<Index> exact = BuildIndex(*base, exact_options, &unused);
+    if (exact == nullptr) return 1;
+    SearchParams params;
+    params.k = k;
+    params.num_threads = threads;
+    auto results = exact->Search(test->data, params);
+    if (!results.ok()) {
+      std::fprintf(stderr, "ground truth: %s\n", results.status().ToString().c_str());
+      return 1;
+    }
+    truth.assign(test->rows * k, 0);
+    for (int64_t q = 0; q < test->rows; ++q) {
+      for (int i = 0; i < k; ++i) truth[q * k + i] = (*results)[q][i].id;
+    }
+    auto loo = tuning::ExactNeighborIds(*exact, tq, k, self_ids);
+    if (!loo.ok()) {
+      std::fprintf(stderr, "tuning ground truth: %s\n", loo.status().ToString().c_str());
+      return 1;
+    }
+    tune_truth = *std::move(loo);
+    std::printf("ground truth (exact index): %.1f s\n", SecondsSince(start));
+  }
+
+  // ----------------------------------------------------------------- Nestor builds
+  std::vector<NestorBuild> builds;
+  for (int num_partitions : partitions) {
+    NestorBuild b;
+    b.num_partitions = num_partitions;
+    IndexOptions options;
+    options.dimension = d;
+    options.num_partitions = num_partitions;
+    options.code_type = CodeType::kInt8;
+    options.seed = seed;
+    b.index = BuildIndex(*base, options, &b.build_seconds);
+    if (b.index == nullptr) return 1;
+    b.memory_bytes = static_cast<double>(b.index->stats().memory_bytes);
+    b.p_axis = tuning::DefaultPartitionsAxis(tuning::DefaultMaxPartitions(num_partitions));
+    b.r_axis = tuning::DefaultReorderAxis(k, /*uses_codes=*/true);
+    std::printf("nestor int8 P=%d: built in %.1f s; space partitions_to_search {%s} x "
+                "reorder_k {%s} = %zu points\n",
+                num_partitions, b.build_seconds, absl::StrJoin(b.p_axis, ",").c_str(),
+                absl::StrJoin(b.r_axis, ",").c_str(), b.p_axis.size() * b.r_axis.size());
+    builds.push_back(std::move(b));
+  }
+  std::fflush(stdout);
+  auto settings_of = [&](int build, int p, int r) {
+    return absl::StrFormat("P=%d p=%d r=%d", builds[build].num_partitions, p, r);
+  };
+
+  std::vector<Choice> choices;
+  // -------------------------------------------------------------- 1. Nestor tuner
+  for (double target : targets) {
+    Choice c;
+    c.method = "nestor-tuner";
+    c.target = target;
+    double best_cost = 0;
+    std::vector<std::string> errors;
+    for (size_t b = 0; b < builds.size(); ++b) {
+      tuning::AutotuneOptions options;
+      options.k = k;
+      options.target_recall = target;
+      options.partitions_to_search = builds[b].p_axis;
+      options.reorder_k = builds[b].r_axis;
+      const auto start = Clock::now();
+      auto result = tuning::Autotune(*builds[b].index, tq, tune_truth, options, self_ids);
+      c.tuning_seconds += SecondsSince(start);
+      if (!result.ok()) {
+        errors.push_back(absl::StrFormat("P=%d: %s", builds[b].num_partitions,
+                                         result.status().message()));
+        continue;
+      }
+      const tuning::OperatingPoint& chosen = result->chosen;
+      if (!c.found || chosen.predicted_seconds_per_query < best_cost) {
+        c.found = true;
+        best_cost = chosen.predicted_seconds_per_query;
+        c.build = static_cast<int>(b);
+        c.partitions_to_search = chosen.partitions_to_search;
+        c.reorder_k = chosen.reorder_k;
+        c.predicted_recall = chosen.predicted_recall;
+      }
+    }
+    if (c.found) {
+      c.settings = settings_of(c.build, c.partitions_to_search, c.reorder_k);
+    } else {
+      c.note = absl::StrJoin(errors, "; ");
+    }
+    std::printf("nestor-tuner target %.2f: %s predicted recall %.4f, tuned in %.2f s%s%s\n",
+                target, c.found ? c.settings.c_str() : "none",
+                c.predicted_recall.value_or(0), c.tuning_seconds, c.found ? "" : " -- ",
+                c.note.c_str());
+    std::fflush(stdout);
+    choices.push_back(c);
+  }
+
+  // ---------------------------------------------------- 2. Exhaustive grid search
+  std::vector<GridPoint> grid;
+  const auto grid_start = Clock::now();
+  for (size_t b = 0; b < builds.size(); ++b) {
+    for (int p : builds[b].p_axis) {
+      for (int r : builds[b].r_axis) {
+        auto m = tuning::MeasureOperatingPoint(*builds[b].index, test->data, truth, k, p, r);
+        if (!m.ok()) {
+          std::fprintf(stderr, "grid: %s\n", m.status().ToString().c_str());
+          return 1;
+        }
+        grid.push_back({static_cast<int>(b), p, r, FromPoint(*m)});
+      }
+      std::printf("\rgrid: P=%d p=%d done (%zu points, %.0f s)", builds[b].num_partitions, p,
+                  grid.size(), SecondsSince(grid_start));
+      std::fflush(stdout);
+    }
+  }
+  const double grid_seconds = SecondsSince(grid_start);
+  std::printf("\ngrid: %zu points on %ld held-out queries in %.1f s\n", grid.size(),
+              static_cast<long>(test->rows), grid_seconds);
+  for (double target : targets) {
+    Choice c;
+    c.method = "grid";
+    c.target = target;
+    c.tuning_seconds = grid_seconds;
+    double best_recall = 0;
+    for (const GridPoint& g : grid) {
+      best_recall = std::max(best_recall, g.m.recall);
+      if (g.m.recall < target || (c.found && g.m.qps <= c.held_out.qps)) continue;
+      c.found = true;
+      c.build = g.build;
+      c.partitions_to_search = g.partitions_to_search;
+      c.reorder_k = g.reorder_k;
+      c.held_out = g.m;
+    }
+    if (c.found) {
+      c.settings = settings_of(c.build, c.partitions_to_search, c.reorder_k);
+    } else {
+      c.note = absl::StrFormat("no grid point reaches it (best %.4f)", best_recall);
+    }
+    choices.push_back(c);
+  }
+
+  // ------------------------------------------------------- 3. FAISS autotuning
+  {
+    omp_set_num_threads(threads);
+    faiss::IndexFlatL2 quantizer(d);
+    faiss::IndexIVFFlat ivf(&quantizer, d, faiss_nlist);
+    auto start = Clock::now();
+    ivf.train(n, base->data.data());
+    ivf.add(n, base->data.data());
+    const double faiss_build_seconds = SecondsSince(start);
+    faiss::ParameterSpace space;
+    space.verbose = 0;
+    space.initialize(&ivf);
+    std::vector<FaissId> self64(self_ids.begin(), self_ids.end());
+    std::vector<FaissId> gt64(tune_truth.begin(), tune_truth.end());
+    LeaveOneOutRecallCriterion criterion(tune_queries, k, self64);
+    criterion.set_groundtruth(k, nullptr, gt64.data());
+    faiss::OperatingPoints ops;
+    start = Clock::now();
+    space.explore(&ivf, tune_queries, tq.data(), criterion, &ops);
+    const double explore_seconds = SecondsSince(start);
+    std::printf("faiss-autotune: IVF%d,Flat built in %.1f s; explore() over %zu combinations "
+                "in %.2f s, %zu optimal points\n",
+                faiss_nlist, faiss_build_seconds, space.n_combinations(), explore_seconds,
+                ops.optimal_pts.size());
+    for (double target : targets) {
+      Choice c;
+      c.method = "faiss-autotune";
+      c.target = target;
+      c.tuning_seconds = explore_seconds;
+      const faiss::OperatingPoint* pick = nullptr;
+      double best_perf = 0;
+      for (const faiss::OperatingPoint& op : ops.optimal_pts) {
+        best_perf = std::max(best_perf, op.perf);
+        if (op.perf >= target && (pick == nullptr || op.t < pick->t)) pick = &op;
+      }
+      if (pick == nullptr) {
+        c.note = absl::StrFormat("explore() reached at most %.4f", best_perf);
+      } else {
+        c.found = true;
+        c.settings = pick->key;
+        c.predicted_recall = pick->perf;
+        space.set_index_parameters(&ivf, pick->cno);
+        c.nprobe = static_cast<int>(ivf.nprobe);
+        c.held_out = MeasureFaiss(ivf, *test, truth, k);
+      }
+      choices.push_back(c);
+    }
+    omp_set_num_threads(threads);
+    for (Choice& c : choices) {
+      if (c.method == "faiss-autotune") {
+        c.settings = c.found ? absl::StrFormat("nlist=%d %s", faiss_nlist, c.settings)
+                             : std::string("none");
+      }
+    }
+    const double faiss_memory =
+        static_cast<double>(n) * (d * sizeof(float) + sizeof(FaissId)) +
+        static_cast<double>(faiss_nlist) * d * sizeof(float);
+    // Head-to-head: the tuner's and the grid's choices, re-measured alternately on the
+    // held-out queries (the fastest of --repeats runs counts), so that both QPS come
+    // from the same minutes of this shared machine rather than from a grid maximum over
+    // hundreds of noisy runs.
+    for (double target : targets) {
+      Choice* tuner = nullptr;
+      Choice* best = nullptr;
+      for (Choice& c : choices) {
+        if (c.target != target || !c.found) continue;
+        if (c.method == "nestor-tuner") tuner = &c;
+        if (c.method == "grid") best = &c;
+      }
+      std::vector<Choice*> both;
+      if (tuner != nullptr) both.push_back(tuner);
+      if (best != nullptr) both.push_back(best);
+      for (Choice* c : both) c->held_out.qps = 0;
+      for (int rep = 0; rep < repeats; ++rep) {
+        for (Choice* c : both) {
+          auto m = tuning::MeasureOperatingPoint(*builds[c->build].index, test->data, truth, k,
+                                                 c->partitions_to_search, c->reorder_k);
+          if (!m.ok()) {
+            std::fprintf(stderr, "measure: %s\n", m.status().ToString().c_str());
+            return 1;
+          }
+          if (m->measured_qps.value_or(0) > c->held_out.qps) c->held_out = FromPoint(*m);
+        }
+      }
+    }
+
+    // ------------------------------------------------------------------ report
+    auto grid_choice = [&](double target) -> const Choice* {
+      for (const Choice& c : choices) {
+        if (c.method == "grid" && c.target == target && c.found) return &c;
+      }
+      return nullptr;
+    };
+    std::printf("\nTune: recall@10 targets on %ld held-out queries (QPS: one thread, one query "
+                "per call; Nestor choices re-measured head-to-head, best of %d)\n",
+                static_cast<long>(test->rows), repeats);
+    std::printf("%-6s | %-14s | %-22s | %-9s | %-8s | %8s | %8s | %9s | %9s\n", "target",
+                "method", "settings", "predicted", "held-out", "QPS", "QPS/grid", "tuning s",
+                "time/grid");
+    for (double target : targets) {
+      const Choice* g = grid_choice(target);
+      for (const Choice& c : choices) {
+        if (c.target != target) continue;
+        const std::string predicted =
+            c.predicted_recall ? absl::StrFormat("%.4f", *c.predicted_recall) : "-";
+        if (!c.found) {
+          std::printf("%-6.2f | %-14s | %-22s | %-9s | %-8s | %8s | %8s | %9.2f | %9s  (%s)\n",
+                      target, c.method.c_str(), "none", predicted.c_str(), "-", "-", "-",
+                      c.tuning_seconds, "-", c.note.c_str());
+          continue;
+        }
+        const std::string qps_ratio =
+            g != nullptr ? absl::StrFormat("%.3f", c.held_out.qps / g->held_out.qps) : "-";
+        std::printf("%-6.2f | %-14s | %-22s | %-9s | %-8.4f | %8.0f | %8s | %9.2f | %9.4f\n",
+                    target, c.method.c_str(), c.settings.c_str(), predicted.c_str(),
+                    c.held_out.recall, c.held_out.qps, qps_ratio.c_str(), c.tuning_seconds,
+                    c.tuning_seconds / grid_seconds);
+      }
+    }
+    std::printf("\nChecks (issue #5), nestor-tuner vs grid:\n");
+    for (double target : targets) {
+      const Choice* g = grid_choice(target);
+      const Choice* t = nullptr;
+      for (const Choice& c : choices) {
+        if (c.method == "nestor-tuner" && c.target == target && c.found) t = &c;
+      }
+      if (t == nullptr) {
+        std::printf("  target %.2f: MISS tuner found no setting\n", target);
+        continue;
+      }
+      std::printf("  target %.2f: %s held-out recall %.4f >= %.4f (target - 0.005)\n", target,
+                  Verdict(t->held_out.recall >= target - 0.005), t->held_out.recall,
+                  target - 0.005);
+      if (g != nullptr) {
+        std::printf("  target %.2f: %s tuner QPS %.0f >= 0.95 x grid QPS %.0f (ratio %.3f)\n",
+                    target, Verdict(t->held_out.qps >= 0.95 * g->held_out.qps),
+                    t->held_out.qps, g->held_out.qps, t->held_out.qps / g->held_out.qps);
+      } else {
+        std::printf("  target %.2f: n/a  grid has no point reaching it\n", target);
+      }
+      std::printf("  target %.2f: %s tuner time %.2f s <= grid time / 10 = %.2f s (ratio %.4f)\n",
+                  target, Verdict(t->tuning_seconds <= grid_seconds / 10), t->tuning_seconds,
+                  grid_seconds / 10, t->tuning_seconds / grid_seconds);
+    }
+
+    // ------------------------------------------------------------------- JSON
+    nlohmann::json out = nlohmann::json::array();
+    for (const Choice& c : choices) {
+      if (!c.found) continue;
+      const bool nestor = c.method != "faiss-autotune";
+      nlohmann::json j = {
+          {"system", nestor ? "nestor" : "faiss-ivf-flat"},
+          {"config", nestor ? "int8 " + c.settings : c.settings},
+          {"mode", "single"},
+          {"recall_at_10", c.held_out.recall},
+          {"qps", c.held_out.qps},
+          {"p50_us", c.held_out.p50_us},
+          {"p99_us", c.held_out.p99_us},
+          {"build_seconds", nestor ? builds[c.build].build_seconds : faiss_build_seconds},
+          {"memory_bytes", nestor ? builds[c.build].memory_bytes : faiss_memory},
+          {"target_recall", c.target},
+          {"predicted_recall", c.predicted_recall ? nlohmann::json(*c.predicted_recall)
+                                                  : nlohmann::json(nullptr)},
+          {"tuning_seconds", c.tuning_seconds},
+          {"method", c.method},
+          {"grid_seconds", grid_seconds},
+          {"held_out_queries", test->rows},
+          {"tuning_queries", tune_queries}};
+      if (nestor) {
+        j["num_partitions"] = builds[c.build].num_partitions;
+        j["partitions_to_search"] = c.partitions_to_search;
+        j["reorder_k"] = c.reorder_k;
+      } else {
+        j["nlist"] = faiss_nlist;
+        j["nprobe"] = c.nprobe;
+      }
+      out.push_back(j);
+    }
+    std::ofstream file(json_path);
+    file << out.dump(2) << "\n";
+    if (!file) {
+      std::fprintf(stderr, "cannot write %s\n", json_path.c_str());
+      return 1;
+    }
+    std::printf("\njson: %s\n", json_path.c_str());
+  }
+  return 0;
+}
+
+}  // namespace nestor::bench
