@@ -329,6 +329,7 @@ void AddQuery(const float* vector, int64_t dimension, const CommandOptions& o,
 }
 
 absl::Status RunSearch(const GlobalOptions& g, const CommandOptions& o) {
+  if (o.k < 1) return absl::InvalidArgumentError(absl::StrCat("-k must be >= 1, got ", o.k));
   std::vector<float> vector;
   if (!o.vector.empty()) {
     ASSIGN_OR_RETURN(vector, ParseVector(o.vector));
@@ -387,6 +388,14 @@ absl::Status RunBench(const GlobalOptions& g, const CommandOptions& o) {
     return absl::InvalidArgumentError(
         "bench needs exactly one of --base FILE (exact neighbours computed here) or "
         "--ground_truth FILE.ivecs");
+  }
+  if (!o.json_path.empty()) {
+    // Fail before minutes of benchmarking, not after: open (and create) the file now.
+    std::ofstream probe(o.json_path, std::ios::app);
+    if (!probe) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--json ", o.json_path, " cannot be written (does its directory exist?)"));
+    }
   }
   ASSIGN_OR_RETURN(auto client, Connect(g));
   ASSIGN_OR_RETURN(v1::IndexInfo info, client->GetIndex(o.name));
@@ -604,6 +613,12 @@ int ReportError(const std::string& command, const absl::Status& status,
     std::fprintf(stderr, "  (is nestor-server running at %s? set --server or NESTOR_SERVER)\n",
                  global.server.c_str());
   }
+  if (status.code() == absl::StatusCode::kResourceExhausted &&
+      status.message().find("Threadpool") != absl::string_view::npos) {
+    std::fprintf(stderr,
+                 "  (more requests in flight than the server's --grpc_threads: lower "
+                 "--concurrency or raise --grpc_threads)\n");
+  }
   return 1;
 }
 
@@ -742,7 +757,7 @@ int Main(int argc, char** argv) {
   del->add_option("name", o.name, "Index name")->required();
 
   auto add_query_options = [&](CLI::App* cmd) {
-    cmd->add_option("-k,--neighbor_count", o.k, "Neighbours per query")->capture_default_str();
+    cmd->add_option("-k,--neighbor_count", o.k, "Neighbours per query (>= 1)")->capture_default_str();
     cmd->add_option("--partitions_to_search", o.partitions_to_search,
                     "Partitions scanned per query; 0 = the index default")
         ->capture_default_str();
@@ -816,7 +831,8 @@ int Main(int argc, char** argv) {
     return app.exit(e);
   }
   if (search->parsed() && o.vector.empty() && o.queries.empty()) {
-    return ReportError("search", absl::InvalidArgumentError("give --vector or --queries"),
+    return ReportError("search", absl::InvalidArgumentError(
+                           "give a non-empty --vector \"x,y,...\" or --queries FILE"),
                        global);
   }
   struct Command {

@@ -347,6 +347,17 @@ TEST_F(CliTest, ErrorsNameTheirCodeAndExitNonZero) {
 
   r = Nestor({"create", "x", "--dimension", "4", "--metric", "hamming"});
   EXPECT_NE(r.exit_code, 0);
+
+  r = Nestor({"search", "dup", "--vector", "1,2,3,4", "-k", "0"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("INVALID_ARGUMENT: -k must be >= 1, got 0"));
+
+  // An unwritable --json fails before any benchmarking, naming the path.
+  const std::string json = (dir_ / "no-such-dir" / "out.json").string();
+  r = Nestor({"bench", "dup", "--queries", (dir_ / "no-such-file.fvecs").string(), "--base",
+              (dir_ / "no-such-file.fvecs").string(), "--json", json});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("INVALID_ARGUMENT: --json " + json));
 }
 
 }  // namespace
