@@ -23,6 +23,8 @@ RUN apt-get update \
  && useradd --system --uid 10001 --user-group --home-dir /var/lib/nestor --create-home nestor
 COPY --from=build /src/build/server/nestor-server /usr/local/bin/nestor-server
 COPY --from=build /src/build/client/nestor /usr/local/bin/nestor
+# The offline autotuner; `nestor tune` runs the nestor-tune found next to it.
+COPY --from=build /src/build/tools/nestor-tune /usr/local/bin/nestor-tune
 USER nestor
 VOLUME ["/var/lib/nestor"]
 # 50051: gRPC (nestor.v1.IndexService, grpc.health.v1.Health, reflection).
