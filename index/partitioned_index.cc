@@ -33,6 +33,11 @@ constexpr size_t kMinGemmQueries = 4;
 constexpr size_t kBatchBlock = 2048;
 // Queries scored per multi-query kernel call (bounds the int32 score buffer).
 constexpr size_t kKernelQueries = 64;
+// Fewest queries the partition-major path gives a thread: smaller batches run on fewer
+// threads (a batch under 2 * kMinBatchQueriesPerThread on the calling thread alone), since
+// splitting them saves less than handing a chunk to a worker and splits the groups of
+// queries that share a partition's scan.
+constexpr size_t kMinBatchQueriesPerThread = 8;
 
 // (approximate key, partition << 32 | row) of an int8-scan candidate.
 using Candidate = std::pair<float, uint64_t>;
@@ -506,7 +511,8 @@ absl::StatusOr<std::vector<std::vector<Neighbor>>> PartitionedIndex::SearchImpl(
         RETURN_IF_ERROR(ProbeBatch(queries, route, to_search, centroid_norms, params, begin,
                                    end, probes.data()));
         return SearchBatch(queries, params, to_search, probes, begin, end, &results);
-      }));
+      },
+      kMinBatchQueriesPerThread));
   return results;
 }
 

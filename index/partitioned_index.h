@@ -79,7 +79,9 @@ namespace nestor {
 // prefix_dim components, GetVector returns R^T y.
 //
 // Batches. One query is searched as above. A batch is split into SearchParams.num_threads
-// contiguous chunks of queries, one per thread; each thread picks its queries' partitions
+// contiguous chunks of queries (fewer for small batches: at least 8 queries a chunk on the
+// partition-major path), run on the calling thread and a process-wide pool of persistent
+// workers (ParallelForChunks, index/search_util.h); each chunk picks its queries' partitions
 // (the same centroid scores as one query gets) and searches its chunk partition-major in
 // blocks of up to 2048 queries: the (query, partition) pairs are
 // inverted into per-partition query lists, and each probed partition is then scanned once
