@@ -145,7 +145,10 @@ struct SearchParams {
   int shortlist_dim = 0;
   // Candidates the funnel's shortlist keeps (unit: vectors per query); >= k when
   // shortlist_dim > 0, 0 = kDefaultShortlistFactor * k. Must be 0 with the funnel off.
-  // More: higher recall, a longer rerank. Replaces reorder_k when the funnel is on.
+  // More: higher recall, a longer rerank. Replaces reorder_k when the funnel is on,
+  // except that with int8 codes, shortlist_dim < prefix_dim and an explicit reorder_k
+  // below shortlist_size, the shortlist is first re-scored on the int8 codes at
+  // prefix_dim and only the best reorder_k are re-scored with the float vectors.
   int shortlist_size = 0;
   // Candidates of a compressed scan re-scored exactly with the float vectors (>= 0;
   // 0 = IndexOptions.reorder_k; values below k are raised to k). Unit: vectors per query.

@@ -74,6 +74,9 @@ struct SearchScratch {
   std::vector<size_t> heap_sizes;
   std::vector<float> computed_norms;                // prefix norms not stored
   std::vector<float> rotated;                       // rotated queries
+  // Two-stage funnel rerank.
+  std::vector<int16_t> rescore_weights;             // full-prefix weights of one query
+  std::vector<Candidate> rescored;                  // max-heap of the int8 rescoring
 };
 
 SearchScratch& Scratch() {
@@ -647,8 +650,8 @@ std::vector<Neighbor> PartitionedIndex::Rerank(const float* q, int p, float q_in
   const Metric m = metric();
   TopK top(k, std::min(k, candidates.size()));
   // The candidates' float rows are scattered over the index (DRAM misses dominate):
-  // prefetch the next candidates' prefixes while scoring this one.
-  constexpr size_t kAhead = 2;
+  // prefetch the prefixes of the candidates kAhead places on while scoring this one.
+  constexpr size_t kAhead = 6;
   const size_t bytes = static_cast<size_t>(p) * sizeof(float);
   auto prefetch = [&](size_t i) {
     if (i >= candidates.size()) return;
@@ -695,9 +698,69 @@ std::vector<Neighbor> PartitionedIndex::SearchOneInt8(
                            scratch.weights.data(), length, scratch.code_dots.data());
     OfferInt8Scores(p, scan_dim, scratch.code_dots.data(), terms, keep, heap.data(), &size);
   }
+  return FinishInt8(q, params, absl::MakeConstSpan(heap.data(), size));
+}
+
+std::vector<Neighbor> PartitionedIndex::FinishInt8(const float* q, const SearchParams& params,
+                                                   absl::Span<const Candidate> candidates) const {
   const int pd = params.prefix_dim;
-  return Rerank(q, pd, QueryInv(q, pd), absl::MakeConstSpan(heap.data(), size),
-                static_cast<size_t>(params.k));
+  const size_t k = static_cast<size_t>(params.k);
+  const size_t reorder = std::max(static_cast<size_t>(std::max(params.reorder_k, 0)), k);
+  if (params.shortlist_dim <= 0 || params.shortlist_dim >= pd || params.reorder_k <= 0 ||
+      reorder >= candidates.size()) {
+    return Rerank(q, pd, QueryInv(q, pd), candidates, k);
+  }
+  // Middle stage: the shortlist re-scored on the int8 codes at prefix_dim (rows of
+  // CodeLength(pd) bytes, read far faster than float rows), the best `reorder` kept.
+  SearchScratch& scratch = Scratch();
+  const int length = CodeLength(pd);
+  scratch.rescore_weights.resize(length);
+  const Int8Query terms =
+      PrepareInt8Query(q, pd, scratch.rescore_weights.data(), &scratch.unit_query);
+  const Metric m = metric();
+  const bool prefix = pd < dimension();
+  const int slot = prefix ? NormSlot(pd) : -1;
+  auto& heap = scratch.rescored;
+  heap.resize(reorder);
+  size_t size = 0;
+  constexpr size_t kAhead = 4;
+  auto prefetch = [&](size_t i) {
+    if (i >= candidates.size()) return;
+    const uint64_t where = candidates[i].second;
+    const char* code = reinterpret_cast<const char*>(
+        codes_[where >> 32].row(static_cast<uint32_t>(where)));
+    for (int b = 0; b < length; b += 64) __builtin_prefetch(code + b);
+  };
+  for (size_t i = 0; i < kAhead; ++i) prefetch(i);
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    prefetch(i + kAhead);
+    const uint64_t where = candidates[i].second;
+    const uint32_t part = static_cast<uint32_t>(where >> 32);
+    const uint32_t r = static_cast<uint32_t>(where);
+    const float approx =
+        static_cast<float>(kernels::DotU8I16(codes_[part].row(r), scratch.rescore_weights.data(),
+                                             length)) *
+            terms.inv_weight_scale +
+        terms.bias;
+    float key;
+    if (m == Metric::kInnerProduct || (m == Metric::kCosine && !prefix)) {
+      key = -approx;
+    } else {
+      const VectorRows& rows = partitions_[part];
+      const float full = rows.squared_norm(r);
+      const float norm = !prefix        ? full
+                         : slot >= 0    ? prefix_norms_[part][slot][r]
+                                        : SquaredNorm(rows.row(r), pd);
+      if (m == Metric::kL2) {
+        key = norm - 2.0f * approx;
+      } else {
+        key = norm > 0.0f ? -approx * std::sqrt(full / norm) : -0.0f;
+      }
+    }
+    if (size == reorder && key > heap[0].first) continue;
+    OfferCandidate(heap.data(), &size, reorder, Candidate(key, where));
+  }
+  return Rerank(q, pd, QueryInv(q, pd), absl::MakeConstSpan(heap.data(), size), k);
 }
 
 std::vector<Neighbor> PartitionedIndex::SearchOneFloatFunnel(
@@ -910,10 +973,9 @@ absl::Status PartitionedIndex::SearchBatch(absl::Span<const float> queries,
       // 4. Exact reorder, query by query.
       for (size_t i = 0; i < nq; ++i) {
         const float* q = q_base + i * d;
-        (*results)[b0 + i] = Rerank(
-            q, p, QueryInv(q, p),
-            absl::MakeConstSpan(scratch.candidates.data() + i * keep, scratch.heap_sizes[i]),
-            k);
+        (*results)[b0 + i] = FinishInt8(
+            q, params,
+            absl::MakeConstSpan(scratch.candidates.data() + i * keep, scratch.heap_sizes[i]));
       }
       continue;
     }

@@ -236,6 +236,14 @@ class PartitionedIndex : public Index {
   std::vector<Neighbor> Rerank(const float* q, int p, float q_inv,
                                absl::Span<const Candidate> candidates, size_t k) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // The end of the int8 path for one query's scan `candidates`: the exact Rerank at
+  // prefix_dim, preceded with the funnel (shortlist_dim < prefix_dim) and an explicit
+  // SearchParams.reorder_k below the shortlist by a middle stage that re-scores the
+  // shortlist on the int8 codes at prefix_dim and keeps the best reorder_k (two-stage
+  // rerank: fewer scattered float rows read). The top k, nearest first.
+  std::vector<Neighbor> FinishInt8(const float* q, const SearchParams& params,
+                                   absl::Span<const Candidate> candidates) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // The float-code funnel for one query: float keys on the first shortlist_dim
   // coordinates of the probed partitions, the best shortlist_size re-scored at prefix_dim.
   std::vector<Neighbor> SearchOneFloatFunnel(

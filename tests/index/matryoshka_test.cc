@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "index/faiss_kmeans.h"
@@ -237,6 +238,42 @@ TEST(MatryoshkaSearchTest, FunnelRecallOnDecayingSpectrum) {
       params.partitions_to_search = kPartitions;
       params.shortlist_size = static_cast<int>(kRows * 2);
       EXPECT_GE(Recall(MustSearch(*index, queries, params), truth), 0.999);
+    }
+  }
+}
+
+TEST(MatryoshkaSearchTest, TwoStageFunnelKeepsRecallAndBatchEqualsOneByOne) {
+  // int8 funnel with reorder_k below shortlist_size: the shortlist is re-scored on the
+  // int8 codes at prefix_dim before the best reorder_k are re-scored exactly.
+  const std::vector<float> data = DecayingVectors(kRows * 2, 7);
+  const std::vector<float> queries = DecayingVectors(kQueries * 2, 8);
+  for (Metric metric : {Metric::kL2, Metric::kInnerProduct, Metric::kCosine}) {
+    auto exact = MakeBuilt(Options(metric, 0, CodeType::kFloat), data);
+    auto index = MakeBuilt(Options(metric, kPartitions, CodeType::kInt8), data);
+    for (int prefix_dim : {kDim, 32}) {
+      SearchParams params;
+      params.k = 10;
+      params.prefix_dim = prefix_dim;
+      const auto truth = MustSearch(*exact, queries, params);
+      params.partitions_to_search = 6;
+      params.shortlist_dim = 8;
+      params.shortlist_size = 100;
+      params.reorder_k = 30;
+      params.num_threads = 2;
+      const auto batch = MustSearch(*index, queries, params);
+      const std::string what =
+          absl::StrCat(MetricName(metric), " prefix_dim=", prefix_dim);
+      EXPECT_GE(Recall(batch, truth), 0.9) << what;
+      for (size_t q = 0; q < kQueries * 2; ++q) {
+        const std::vector<float> one(queries.begin() + q * kDim,
+                                     queries.begin() + (q + 1) * kDim);
+        EXPECT_EQ(Ids(MustSearch(*index, one, params)[0]), Ids(batch[q])) << what;
+      }
+      // Scanning and keeping everything, the middle stage still finds the exact top k.
+      params.partitions_to_search = kPartitions;
+      params.shortlist_size = static_cast<int>(kRows * 2);
+      params.reorder_k = 200;
+      EXPECT_GE(Recall(MustSearch(*index, queries, params), truth), 0.99) << what;
     }
   }
 }
