@@ -545,9 +545,10 @@ int Main(int argc, char** argv) {
     }
   }
 
-  const std::vector<int> probes = {1, 2, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96};
+  const std::vector<int> probes = {1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 16, 24, 32, 48, 64, 96};
   if (wants("nestor")) {
-    const std::vector<int> reorders = {20, 40};
+    // Fine steps near recall 0.95: the frontier's knee sits between 10 and 40 candidates.
+    const std::vector<int> reorders = {10, 15, 20, 30, 40};
     for (int num_partitions : nestor_partitions) {
       for (CodeType code_type : {CodeType::kFloat, CodeType::kInt8}) {
         if (code_type == CodeType::kFloat && !float_sweeps) continue;
@@ -606,19 +607,30 @@ int Main(int argc, char** argv) {
       const double memory = index->stats().memory_bytes;
       for (const auto& m : modes) {
         // (1) The funnel, truth at full dimension.
+        // (shortlist_size, reorder_k): one stage (exact rerank of the whole shortlist,
+        // reorder_k 0) with fine steps near recall 0.95, and two stages (the shortlist
+        // re-scored on full int8 codes, the best reorder_k re-scored exactly).
+        std::vector<std::pair<int, int>> funnel_sizes;
+        for (int shortlist_size : {20, 24, 32, 40, 80, 160}) {
+          funnel_sizes.emplace_back(shortlist_size, 0);
+        }
+        for (int shortlist_size : {40, 80}) {
+          for (int reorder : {10, 15, 20, 30}) funnel_sizes.emplace_back(shortlist_size, reorder);
+        }
         for (int shortlist_dim : shortlist_dims) {
-          for (int shortlist_size : {20, 40, 80, 160}) {
+          for (const auto& [shortlist_size, reorder] : funnel_sizes) {
             for (int p : probes) {
               SearchParams params;
               params.partitions_to_search = p;
               params.shortlist_dim = shortlist_dim;
               params.shortlist_size = shortlist_size;
+              params.reorder_k = reorder;
               OperatingPoint point = Measure(w, m, NestorFns(*index, w, params, threads));
               point.system = "nestor-funnel";
               point.config = absl::StrFormat(
                   "funnel partitions=%d routing_dim=%d shortlist_dim=%d shortlist_size=%d "
-                  "prefix_dim=%d partitions_to_search=%d",
-                  num_partitions, routing_dim, shortlist_dim, shortlist_size, d, p);
+                  "reorder_k=%d prefix_dim=%d partitions_to_search=%d",
+                  num_partitions, routing_dim, shortlist_dim, shortlist_size, reorder, d, p);
               point.prefix_dim = d;
               point.shortlist_dim = shortlist_dim;
               point.shortlist_size = shortlist_size;
