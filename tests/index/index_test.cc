@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 #include <memory>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,9 @@ struct Kind {
   int num_partitions;
   Metric metric;
 };
+
+// gtest prints the parameter with this (not its bytes, which hold a heap pointer).
+void PrintTo(const Kind& kind, std::ostream* os) { *os << kind.name; }
 
 // Each kind holds kRows vectors (ids 0..63), built.
 class IndexValidationTest : public ::testing::TestWithParam<Kind> {

@@ -6,12 +6,23 @@
 #include <cmath>
 #include <cstdint>
 #include <numeric>
+#include <ostream>
 #include <random>
 #include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
 #include "index/index.h"
+
+namespace nestor {
+
+// How gtest prints Metric and CodeType test parameters (found by argument-dependent
+// lookup): their names, not raw bytes, so ctest names read well and stay the same from
+// build to build.
+inline void PrintTo(Metric metric, std::ostream* os) { *os << MetricName(metric); }
+inline void PrintTo(CodeType code_type, std::ostream* os) { *os << CodeTypeName(code_type); }
+
+}  // namespace nestor
 
 namespace nestor::testing {
 
