@@ -160,19 +160,49 @@ absl::StatusOr<v1::IndexConfig> MakeConfig(const CommandOptions& o, uint32_t dim
   return config;
 }
 
+// The partitions_to_search and reorder_k the server uses for a query with the given
+// overrides (0 = none), mirroring server and engine: the query's own value, else the
+// tuned default, else the index default (max(1, num_partitions / 16); reorder_k 4k), and
+// reorder_k at least k. reorder_k is 0 for indexes without int8 codes.
+struct EffectiveSettings {
+  int partitions_to_search = 0;
+  int reorder_k = 0;
+};
+EffectiveSettings Effective(const v1::IndexInfo& info, int partitions_to_search, int reorder_k,
+                            int k) {
+  const v1::IndexConfig& c = info.config();
+  EffectiveSettings e;
+  if (c.num_partitions() == 0) return e;
+  const int p = partitions_to_search > 0             ? partitions_to_search
+                : info.tuned_partitions_to_search() > 0 ? info.tuned_partitions_to_search()
+                : c.default_partitions_to_search() > 0 ? c.default_partitions_to_search()
+                                                        : std::max<int>(1, c.num_partitions() / 16);
+  e.partitions_to_search = std::min<int>(p, c.num_partitions());
+  if (info.code_type() == "int8") {
+    const int r = reorder_k > 0                 ? reorder_k
+                  : info.tuned_reorder_k() > 0    ? info.tuned_reorder_k()
+                  : c.default_reorder_k() > 0     ? c.default_reorder_k()
+                                                  : 4 * k;
+    e.reorder_k = std::max(k, r);
+  }
+  return e;
+}
+
 std::string DescribeIndex(const v1::IndexInfo& info) {
   const v1::IndexConfig& c = info.config();
   std::string partitions;
   if (c.num_partitions() > 0) {
-    const uint32_t search =
-        c.default_partitions_to_search() > 0 ? c.default_partitions_to_search()
-                                             : std::max<uint32_t>(1, c.num_partitions() / 16);
+    const EffectiveSettings e = Effective(info, 0, 0, 10);
     partitions = absl::StrCat(" num_partitions=", c.num_partitions(),
-                              " partitions_to_search=", search);
+                              " partitions_to_search=", e.partitions_to_search);
     if (info.code_type() == "int8") {
       absl::StrAppend(&partitions, " reorder_k=",
-                      c.default_reorder_k() > 0 ? absl::StrCat(c.default_reorder_k())
-                                                : std::string("4k"));
+                      info.tuned_reorder_k() > 0 || c.default_reorder_k() > 0
+                          ? absl::StrCat(e.reorder_k)
+                          : std::string("4k"));
+    }
+    if (info.tuned_partitions_to_search() > 0 || info.tuned_reorder_k() > 0) {
+      absl::StrAppend(&partitions, " (tuned)");
     }
   }
   return absl::StrFormat(
@@ -195,6 +225,8 @@ json IndexToJson(const v1::IndexInfo& info) {
               {"default_partitions_to_search", c.default_partitions_to_search()},
               {"code_type", info.code_type()},
               {"default_reorder_k", c.default_reorder_k()},
+              {"tuned_partitions_to_search", info.tuned_partitions_to_search()},
+              {"tuned_reorder_k", info.tuned_reorder_k()},
               {"vector_count", info.vector_count()},
               {"built", info.built()},
               {"memory_bytes", info.memory_bytes()},
@@ -545,19 +577,10 @@ absl::Status RunBench(const GlobalOptions& g, const CommandOptions& o) {
   const double qps = wall_seconds > 0 ? queries.rows / wall_seconds : 0;
   const LatencySummary lat = Summarize(latencies_ms);
   const v1::IndexConfig& c = info.config();
-  const int effective_nprobe =
-      o.partitions_to_search > 0
-          ? std::min<int>(o.partitions_to_search, c.num_partitions())
-          : (c.default_partitions_to_search() > 0
-                 ? c.default_partitions_to_search()
-                 : std::max<int>(1, c.num_partitions() / 16));
-  const bool int8_codes = c.num_partitions() > 0 && info.code_type() == "int8";
-  // reorder_k the server uses: the query's, else the index default, else 4k; at least k.
-  const int effective_reorder_k =
-      !int8_codes ? 0
-                  : std::max<int>(o.k, o.reorder_k > 0              ? o.reorder_k
-                                       : c.default_reorder_k() > 0 ? c.default_reorder_k()
-                                                                   : 4 * o.k);
+  const EffectiveSettings effective = Effective(info, o.partitions_to_search, o.reorder_k, o.k);
+  const int effective_nprobe = effective.partitions_to_search;
+  const bool int8_codes = effective.reorder_k > 0;
+  const int effective_reorder_k = effective.reorder_k;
   std::printf(
       "index '%s': kind=%s code_type=%s simd_path=%s vectors=%llu num_partitions=%u "
       "partitions_to_search=%d%s%s\n",

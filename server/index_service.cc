@@ -144,7 +144,8 @@ v1::IndexConfig IndexConfigToProto(const IndexOptions& options) {
   return config;
 }
 
-v1::IndexInfo MakeIndexInfo(const std::string& name, const Index& index) {
+v1::IndexInfo MakeIndexInfo(const std::string& name, const Index& index,
+                            const TunedDefaults& tuned) {
   const IndexStats stats = index.stats();
   v1::IndexInfo info;
   info.set_name(name);
@@ -157,12 +158,19 @@ v1::IndexInfo MakeIndexInfo(const std::string& name, const Index& index) {
   info.set_code_type(stats.code_type);
   info.set_simd_path(stats.simd_path);
   info.set_bytes_per_vector(BytesPerVector(stats));
+  info.set_tuned_partitions_to_search(static_cast<uint32_t>(tuned.partitions_to_search));
+  info.set_tuned_reorder_k(static_cast<uint32_t>(tuned.reorder_k));
   return info;
 }
 
 IndexServiceImpl::IndexServiceImpl(IndexRegistry* registry, ServerMetrics* metrics,
                                    const IndexServiceOptions& options)
     : registry_(registry), metrics_(metrics), options_(options) {}
+
+TunedDefaults IndexServiceImpl::Tuned(const Index& index) const {
+  return options_.tuned_defaults != nullptr ? options_.tuned_defaults->Get(&index)
+                                            : TunedDefaults{};
+}
 
 template <typename Body>
 grpc::Status IndexServiceImpl::Instrument(const char* method, Body&& body) {
@@ -192,7 +200,7 @@ grpc::Status IndexServiceImpl::CreateIndex(grpc::ServerContext* context,
     ASSIGN_OR_RETURN(IndexOptions options, IndexOptionsFromProto(request->config()));
     ASSIGN_OR_RETURN(std::shared_ptr<Index> index, registry_->Create(request->name(), options));
     UpdateIndexMetrics(request->name(), *index);
-    *response = MakeIndexInfo(request->name(), *index);
+    *response = MakeIndexInfo(request->name(), *index, Tuned(*index));
     return absl::OkStatus();
   });
 }
@@ -203,7 +211,7 @@ grpc::Status IndexServiceImpl::GetIndex(grpc::ServerContext* context,
   return Instrument("GetIndex", [&]() -> absl::Status {
     if (request->name().empty()) return EmptyNameError("GetIndexRequest.name");
     ASSIGN_OR_RETURN(std::shared_ptr<Index> index, registry_->Get(request->name()));
-    *response = MakeIndexInfo(request->name(), *index);
+    *response = MakeIndexInfo(request->name(), *index, Tuned(*index));
     return absl::OkStatus();
   });
 }
@@ -213,7 +221,7 @@ grpc::Status IndexServiceImpl::ListIndexes(grpc::ServerContext* context,
                                            v1::ListIndexesResponse* response) {
   return Instrument("ListIndexes", [&]() -> absl::Status {
     for (const auto& [name, index] : registry_->List()) {
-      *response->add_indexes() = MakeIndexInfo(name, *index);
+      *response->add_indexes() = MakeIndexInfo(name, *index, Tuned(*index));
     }
     return absl::OkStatus();
   });
@@ -365,7 +373,7 @@ grpc::Status IndexServiceImpl::BuildIndex(grpc::ServerContext* context,
     ASSIGN_OR_RETURN(std::shared_ptr<Index> index, registry_->Get(request->name()));
     RETURN_IF_ERROR(index->Build());
     UpdateIndexMetrics(request->name(), *index);
-    *response = MakeIndexInfo(request->name(), *index);
+    *response = MakeIndexInfo(request->name(), *index, Tuned(*index));
     return absl::OkStatus();
   });
 }
@@ -431,9 +439,7 @@ absl::Status IndexServiceImpl::DoFindNeighbors(grpc::ServerContext* context,
   ASSIGN_OR_RETURN(std::shared_ptr<Index> index, registry_->Get(request.index()));
   const int dimension = index->dimension();
   // One read of the tuned defaults per request: a concurrent ApplyTuning is seen whole.
-  const TunedDefaults tuned = options_.tuned_defaults != nullptr
-                                  ? options_.tuned_defaults->Get(index.get())
-                                  : TunedDefaults{};
+  const TunedDefaults tuned = Tuned(*index);
   std::map<QueryGroupKey, std::vector<int>> groups;
   for (int i = 0; i < n; ++i) {
     const v1::FindNeighborsRequest::Query& query = request.queries(i);

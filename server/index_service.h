@@ -16,6 +16,7 @@
 #include "proto/nestor.pb.h"
 #include "server/index_registry.h"
 #include "server/metrics.h"
+#include "server/tuning_service.h"
 
 namespace nestor::server {
 
@@ -27,9 +28,9 @@ absl::StatusOr<IndexOptions> IndexOptionsFromProto(const v1::IndexConfig& config
 // The engine's options (defaults filled in) as a wire IndexConfig.
 v1::IndexConfig IndexConfigToProto(const IndexOptions& options);
 // Name, config and stats of one index.
-v1::IndexInfo MakeIndexInfo(const std::string& name, const Index& index);
-
-class TunedDefaultsTable;  // server/tuning_service.h
+// `tuned`: the query defaults a tuning result applied to this index (zeros for none).
+v1::IndexInfo MakeIndexInfo(const std::string& name, const Index& index,
+                            const TunedDefaults& tuned = {});
 
 // Limits of IndexService, from ServerConfig.
 struct IndexServiceOptions {
@@ -88,6 +89,8 @@ class IndexServiceImpl final : public v1::IndexService::Service {
                              v1::FindNeighborsResponse* response) override;
 
  private:
+  // The tuned query defaults of `index` ({0, 0} when none are applied).
+  TunedDefaults Tuned(const Index& index) const;
   // Validates one upsert message (limits, dimensions) and applies it to `index` as one
   // all-or-nothing Index::Upsert call. Returns the number of datapoints written.
   absl::StatusOr<size_t> ApplyUpsert(Index* index,

@@ -202,6 +202,17 @@ TEST_F(TuningServiceTest, TunedDefaultsAnswerExactlyAsExplicitSettings) {
   absl::StatusOr<v1::FindNeighborsResponse> tuned = Find("tuned");
   ASSERT_THAT(tuned, IsOk());
   EXPECT_EQ(tuned->SerializeAsString(), explicit_settings->SerializeAsString());
+  // GetIndex reports the tuned defaults beside the index's own.
+  {
+    v1::GetIndexRequest get;
+    get.set_name("tuned");
+    v1::IndexInfo info;
+    grpc::ClientContext context;
+    ASSERT_THAT(FromGrpcStatus(index_stub_->GetIndex(&context, get, &info)), IsOk());
+    EXPECT_EQ(info.tuned_partitions_to_search(), static_cast<uint32_t>(kP));
+    EXPECT_EQ(info.tuned_reorder_k(), static_cast<uint32_t>(kR));
+    EXPECT_EQ(info.config().default_partitions_to_search(), 0u);
+  }
   // A query's own settings still win over the tuned defaults.
   absl::StatusOr<v1::FindNeighborsResponse> own = Find("tuned", 2, 40);
   ASSERT_THAT(own, IsOk());
