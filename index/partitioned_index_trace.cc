@@ -19,7 +19,7 @@ namespace nestor {
 class PartitionedIndexTraceAccess {
  public:
   static absl::Status Scan(const PartitionedIndex& index, absl::Span<const float> queries,
-                           int max_partitions, TuningScanLayout* layout,
+                           int max_partitions, int scan_dim, TuningScanLayout* layout,
                            const TuningScanVisitor& visit) ABSL_NO_THREAD_SAFETY_ANALYSIS {
     absl::ReaderMutexLock lock(&index.mu_);
     if (!index.built_) {
@@ -27,6 +27,8 @@ class PartitionedIndexTraceAccess {
           "the autotuner needs a built index; call BuildIndex first");
     }
     const int d = index.dimension();
+    // Coordinates the scan scores: the funnel's shortlist_dim, or the full dimension.
+    const int s = scan_dim > 0 ? scan_dim : d;
     const int num_partitions = static_cast<int>(index.partitions_.size());
     if (max_partitions == 0) max_partitions = num_partitions;
     if (max_partitions < 1 || max_partitions > num_partitions) {
@@ -79,10 +81,10 @@ class PartitionedIndexTraceAccess {
       for (int j = 0; j < max_partitions; ++j) order[j] = ranked[j].second;
       if (codes) {
         const int stride = index.quantizer_.code_stride();
-        const int length = index.CodeLength(d);
+        const int length = index.CodeLength(s);
         weights.resize(length);
         const PartitionedIndex::Int8Query terms =
-            index.PrepareInt8Query(q, d, weights.data(), &unit_query);
+            index.PrepareInt8Query(q, s, weights.data(), &unit_query);
         for (int j = 0; j < max_partitions; ++j) {
           const uint32_t p = order[j];
           const CodeRows& rows = index.codes_[p];
@@ -94,19 +96,19 @@ class PartitionedIndexTraceAccess {
           // The search's own key computation: offer every row to a heap that keeps all.
           heap.resize(m);
           size_t size = 0;
-          index.OfferInt8Scores(p, d, code_dots.data(), terms, m, heap.data(), &size);
+          index.OfferInt8Scores(p, s, code_dots.data(), terms, m, heap.data(), &size);
           for (size_t h = 0; h < size; ++h) {
             const uint32_t r = static_cast<uint32_t>(heap[h].second);
             keys[begin[p] + r] = heap[h].first;
           }
         }
       } else {
-        const float q_inv = index.QueryInv(q, d);
+        const float q_inv = index.QueryInv(q, s);
         for (int j = 0; j < max_partitions; ++j) {
           const uint32_t p = order[j];
           const VectorRows& rows = index.partitions_[p];
           for (size_t r = 0; r < rows.size(); ++r) {
-            keys[begin[p] + r] = index.FloatKey(q, q_inv, rows, r, d);
+            keys[begin[p] + r] = index.FloatKey(q, q_inv, rows, r, s);
           }
         }
       }
@@ -129,6 +131,12 @@ class PartitionedIndexTraceAccess {
 absl::Status ScanForTuning(const Index& index, absl::Span<const float> queries,
                            int max_partitions, TuningScanLayout* layout,
                            const TuningScanVisitor& visit) {
+  return ScanForTuning(index, queries, max_partitions, /*scan_dim=*/0, layout, visit);
+}
+
+absl::Status ScanForTuning(const Index& index, absl::Span<const float> queries,
+                           int max_partitions, int scan_dim, TuningScanLayout* layout,
+                           const TuningScanVisitor& visit) {
   const auto* partitioned = dynamic_cast<const PartitionedIndex*>(&index);
   if (partitioned == nullptr) {
     return absl::InvalidArgumentError(
@@ -144,8 +152,14 @@ absl::Status ScanForTuning(const Index& index, absl::Span<const float> queries,
     if (!std::isfinite(x)) return absl::InvalidArgumentError("queries must be finite");
   }
   if (layout == nullptr || !visit) return absl::InvalidArgumentError("no layout or visitor");
-  return PartitionedIndexTraceAccess::Scan(*partitioned, queries, max_partitions, layout,
-                                           visit);
+  if (scan_dim < 0 || scan_dim > d ||
+      (scan_dim > 0 && !IsAllowedPrefixDim(index.options(), scan_dim))) {
+    return absl::InvalidArgumentError(absl::StrCat("shortlist_dim ", scan_dim,
+                                                   " is not allowed; allowed: ",
+                                                   DescribeAllowedDims(index.options())));
+  }
+  return PartitionedIndexTraceAccess::Scan(*partitioned, queries, max_partitions, scan_dim,
+                                           layout, visit);
 }
 
 }  // namespace nestor

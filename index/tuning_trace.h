@@ -59,6 +59,16 @@ absl::Status ScanForTuning(const Index& index, absl::Span<const float> queries,
                            int max_partitions, TuningScanLayout* layout,
                            const TuningScanVisitor& visit);
 
+// The same scan as the funnel search (SearchParams.shortlist_dim = scan_dim) computes
+// it: approximate keys on the first `scan_dim` coordinates (int8 codes: the integer scan
+// of the first scan_dim code bytes with the search's own query preparation and key
+// computation at that prefix; float codes: the exact key of the float prefix). scan_dim
+// 0 = dimension (the call above). INVALID_ARGUMENT when scan_dim is not allowed by
+// IndexOptions.matryoshka_dims.
+absl::Status ScanForTuning(const Index& index, absl::Span<const float> queries,
+                           int max_partitions, int scan_dim, TuningScanLayout* layout,
+                           const TuningScanVisitor& visit);
+
 }  // namespace nestor
 
 #endif  // NESTOR_INDEX_TUNING_TRACE_H_

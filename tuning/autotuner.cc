@@ -78,7 +78,8 @@ absl::StatusOr<std::vector<DatapointId>> ExactNeighborIds(
 absl::StatusOr<Trace> BuildIndexTrace(const Index& index, absl::Span<const float> queries,
                                       absl::Span<const DatapointId> true_ids, int k,
                                       int max_partitions,
-                                      absl::Span<const DatapointId> self_ids) {
+                                      absl::Span<const DatapointId> self_ids,
+                                      int shortlist_dim) {
   RETURN_IF_ERROR(CheckQueries(index, queries, true_ids, k));
   RETURN_IF_ERROR(CheckSelf(queries.size() / index.dimension(), self_ids));
   TuningScanLayout layout;
@@ -90,8 +91,9 @@ absl::StatusOr<Trace> BuildIndexTrace(const Index& index, absl::Span<const float
   trace_options.num_partitions = index.options().num_partitions;
   trace_options.dimension = index.dimension();
   trace_options.max_partitions = max_partitions;
+  trace_options.shortlist_dim = shortlist_dim;
   RETURN_IF_ERROR(ScanForTuning(
-      index, queries, max_partitions, &layout,
+      index, queries, max_partitions, shortlist_dim, &layout,
       [&](size_t q, absl::Span<const uint32_t> order,
           absl::Span<float> keys) -> absl::Status {
         if (!builder.has_value()) {
@@ -131,7 +133,8 @@ absl::StatusOr<OperatingPoint> MeasureOperatingPoint(const Index& index,
                                                      absl::Span<const DatapointId> true_ids,
                                                      int k, int partitions_to_search,
                                                      int reorder_k, int max_queries,
-                                                     absl::Span<const DatapointId> self_ids) {
+                                                     absl::Span<const DatapointId> self_ids,
+                                                     int shortlist_dim, int shortlist_size) {
   RETURN_IF_ERROR(CheckQueries(index, queries, true_ids, k));
   RETURN_IF_ERROR(CheckSelf(queries.size() / index.dimension(), self_ids));
   const int extra = self_ids.empty() ? 0 : 1;
@@ -141,7 +144,12 @@ absl::StatusOr<OperatingPoint> MeasureOperatingPoint(const Index& index,
   SearchParams params;
   params.k = k + extra;
   params.partitions_to_search = partitions_to_search;
-  params.reorder_k = std::max(reorder_k, k) + extra;
+  if (shortlist_dim > 0) {
+    params.shortlist_dim = shortlist_dim;
+    params.shortlist_size = std::max(shortlist_size, k) + extra;
+  } else {
+    params.reorder_k = std::max(reorder_k, k) + extra;
+  }
   std::vector<double> latencies(nq);
   size_t found = 0;
   const absl::Time start = absl::Now();
@@ -164,7 +172,9 @@ absl::StatusOr<OperatingPoint> MeasureOperatingPoint(const Index& index,
   const double total = Seconds(start);
   OperatingPoint point;
   point.partitions_to_search = partitions_to_search;
-  point.reorder_k = reorder_k;
+  point.reorder_k = shortlist_dim > 0 ? 0 : reorder_k;
+  point.shortlist_dim = shortlist_dim;
+  point.shortlist_size = shortlist_dim > 0 ? shortlist_size : 0;
   point.measured_recall = static_cast<double>(found) / (static_cast<double>(nq) * k);
   point.measured_qps = total > 0 ? static_cast<double>(nq) / total : 0.0;
   std::sort(latencies.begin(), latencies.end());
@@ -175,6 +185,19 @@ absl::StatusOr<OperatingPoint> MeasureOperatingPoint(const Index& index,
   point.latency_p50 = percentile(0.50);
   point.latency_p99 = percentile(0.99);
   return point;
+}
+
+bool SameSettings(const OperatingPoint& a, const OperatingPoint& b) {
+  return a.partitions_to_search == b.partitions_to_search && a.reorder_k == b.reorder_k &&
+         a.shortlist_dim == b.shortlist_dim && a.shortlist_size == b.shortlist_size;
+}
+
+std::string DescribeSettings(const OperatingPoint& p) {
+  if (p.shortlist_dim > 0) {
+    return absl::StrCat("P=", p.partitions_to_search, " funnel ", p.shortlist_dim, "d x ",
+                        p.shortlist_size);
+  }
+  return absl::StrCat("P=", p.partitions_to_search, " R=", p.reorder_k);
 }
 
 std::vector<int> DefaultPartitionsAxis(int max_partitions) {
@@ -243,39 +266,80 @@ absl::StatusOr<AutotuneResult> Autotune(const Index& index, absl::Span<const flo
   }
   result.max_partitions = max_partitions;
 
-  // 1. The trace: one scan per query, as deep as the largest candidate.
+  std::vector<int> dims = options.shortlist_dims;
+  if (dims.empty()) dims = {0};
+  std::sort(dims.begin(), dims.end());
+  dims.erase(std::unique(dims.begin(), dims.end()), dims.end());
+  std::vector<int> s_axis = options.shortlist_sizes;
+  if (s_axis.empty()) s_axis = r_axis;
+  for (int dim : dims) {
+    if (dim < 0 || dim > index.dimension()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "shortlist_dim must be in 0..", index.dimension(), " (0 = funnel off), got ", dim));
+    }
+  }
+
+  // 1. The traces: one scan per query and scan dimension, as deep as the largest
+  // candidate.
   progress("trace", 0.0);
   absl::Time t = absl::Now();
-  ASSIGN_OR_RETURN(Trace trace, BuildIndexTrace(index, queries, true_ids, k, max_partitions, self_ids));
+  // traces[i] belongs to dims[i]; axes[i] is its reorder / shortlist-size axis.
+  std::vector<Trace> traces;
+  std::vector<std::vector<int>> axes;
+  for (size_t i = 0; i < dims.size(); ++i) {
+    ASSIGN_OR_RETURN(Trace trace, BuildIndexTrace(index, queries, true_ids, k, max_partitions,
+                                                  self_ids, dims[i]));
+    traces.push_back(std::move(trace));
+    axes.push_back(dims[i] > 0 ? s_axis : r_axis);
+    progress("trace", 0.4 * static_cast<double>(i + 1) / dims.size());
+  }
   result.trace_seconds = Seconds(t);
-  ASSIGN_OR_RETURN(result.recall_table, PredictRecallTable(trace, p_axis, r_axis));
-  progress("trace", 0.4);
+  std::vector<GridTable> recall_tables(dims.size());
+  for (size_t i = 0; i < dims.size(); ++i) {
+    ASSIGN_OR_RETURN(recall_tables[i], PredictRecallTable(traces[i], p_axis, axes[i]));
+  }
 
-  // 2. Cost calibration: short timed runs at the corners and middle of the grid.
+  // 2. Cost calibration: short timed runs at the corners and middle of each scan
+  // dimension's grid (the full-dimension one in full, the funnel ones at fewer points).
   t = absl::Now();
-  std::vector<std::pair<int, int>> settings;
-  const std::vector<int> cal_p = {p_axis.front(), p_axis[p_axis.size() / 2], p_axis.back()};
-  const std::vector<int> cal_r = {r_axis.front(), r_axis[r_axis.size() / 2], r_axis.back()};
-  for (int p : cal_p) {
-    for (int r : cal_r) {
-      if (std::find(settings.begin(), settings.end(), std::make_pair(p, r)) == settings.end()) {
-        settings.emplace_back(p, r);
+  struct Setting {
+    size_t trace = 0;
+    int p = 0;
+    int r = 0;  // reorder_k, or shortlist_size with a funnel
+  };
+  std::vector<Setting> settings;
+  for (size_t i = 0; i < dims.size(); ++i) {
+    const std::vector<int>& ax = axes[i];
+    std::vector<int> cal_p = {p_axis.front(), p_axis[p_axis.size() / 2], p_axis.back()};
+    std::vector<int> cal_r = {ax.front(), ax[ax.size() / 2], ax.back()};
+    if (dims[i] > 0 && dims.size() > 1) {
+      cal_p = {p_axis[p_axis.size() / 2], p_axis.back()};
+      cal_r = {ax.front(), ax.back()};
+    }
+    for (int p : cal_p) {
+      for (int r : cal_r) {
+        bool dup = false;
+        for (const Setting& st : settings) dup |= st.trace == i && st.p == p && st.r == r;
+        if (!dup) settings.push_back({i, p, r});
       }
     }
   }
   std::vector<CostMeasurement> measurements;
   const int cal_queries = std::max(1, options.calibration_queries);
   for (size_t s = 0; s < settings.size(); ++s) {
-    const auto [p, r] = settings[s];
+    const Setting& st = settings[s];
+    const int dim = dims[st.trace];
     double best = 0.0;
     for (int rep = 0; rep < std::max(1, options.calibration_repeats); ++rep) {
       ASSIGN_OR_RETURN(OperatingPoint m,
-                       MeasureOperatingPoint(index, queries, true_ids, k, p, r, cal_queries, self_ids));
+                       MeasureOperatingPoint(index, queries, true_ids, k, st.p,
+                                             dim > 0 ? 0 : st.r, cal_queries, self_ids, dim,
+                                             dim > 0 ? st.r : 0));
       const double seconds = 1.0 / *m.measured_qps;
       best = rep == 0 ? seconds : std::min(best, seconds);
     }
     CostMeasurement cm;
-    ASSIGN_OR_RETURN(cm.features, ComputeCostFeatures(trace, p, r));
+    ASSIGN_OR_RETURN(cm.features, ComputeCostFeatures(traces[st.trace], st.p, st.r));
     cm.seconds_per_query = best;
     measurements.push_back(cm);
     progress("calibrate", 0.4 + 0.3 * static_cast<double>(s + 1) / settings.size());
@@ -283,24 +347,47 @@ absl::StatusOr<AutotuneResult> Autotune(const Index& index, absl::Span<const flo
   ASSIGN_OR_RETURN(result.cost_fit, FitCostModel(measurements));
   for (size_t s = 0; s < settings.size(); ++s) {
     CalibrationPoint c;
-    c.partitions_to_search = settings[s].first;
-    c.reorder_k = settings[s].second;
+    const int dim = dims[settings[s].trace];
+    c.partitions_to_search = settings[s].p;
+    c.reorder_k = dim > 0 ? 0 : settings[s].r;
+    c.shortlist_dim = dim;
+    c.shortlist_size = dim > 0 ? settings[s].r : 0;
     c.measured_seconds_per_query = measurements[s].seconds_per_query;
     c.predicted_seconds_per_query =
         PredictSeconds(result.cost_fit.coefficients, measurements[s].features);
     result.calibration.push_back(c);
   }
   result.calibration_seconds = Seconds(t);
-  ASSIGN_OR_RETURN(result.cost_table,
-                   PredictCostTable(trace, result.cost_fit.coefficients, p_axis, r_axis));
 
-  // 3. The constrained problem.
+  // 3. The constrained problem over every candidate of every scan dimension.
+  std::vector<OperatingPoint> candidates;
+  for (size_t i = 0; i < dims.size(); ++i) {
+    ASSIGN_OR_RETURN(GridTable cost_table, PredictCostTable(traces[i],
+                                                            result.cost_fit.coefficients,
+                                                            p_axis, axes[i]));
+    ASSIGN_OR_RETURN(std::vector<OperatingPoint> grid,
+                     GridCandidates(recall_tables[i], cost_table));
+    for (OperatingPoint& c : grid) {
+      if (dims[i] > 0) {
+        c.shortlist_dim = dims[i];
+        c.shortlist_size = c.reorder_k;
+        c.reorder_k = 0;
+      }
+      candidates.push_back(c);
+    }
+    if (dims[i] == 0) {
+      result.recall_table = std::move(recall_tables[i]);
+      result.cost_table = std::move(cost_table);
+    } else {
+      result.funnel_tables.push_back({dims[i], std::move(recall_tables[i]),
+                                      std::move(cost_table)});
+    }
+  }
   if (options.max_seconds_per_query > 0.0) {
-    ASSIGN_OR_RETURN(result.solution, SolveMaxRecall(result.recall_table, result.cost_table,
-                                                     options.max_seconds_per_query));
+    ASSIGN_OR_RETURN(result.solution,
+                     SolveMaxRecall(candidates, options.max_seconds_per_query));
   } else {
-    ASSIGN_OR_RETURN(result.solution, SolveMinCost(result.recall_table, result.cost_table,
-                                                   options.target_recall));
+    ASSIGN_OR_RETURN(result.solution, SolveMinCost(candidates, options.target_recall));
   }
 
   // 4. Measure a few frontier points and the choice.
@@ -315,18 +402,13 @@ absl::StatusOr<AutotuneResult> Autotune(const Index& index, absl::Span<const flo
                                          (want - 1)));
       const OperatingPoint& p = pareto[idx];
       bool dup = false;
-      for (const auto& q : picked) {
-        dup |= q.partitions_to_search == p.partitions_to_search && q.reorder_k == p.reorder_k;
-      }
+      for (const auto& q : picked) dup |= SameSettings(q, p);
       if (!dup) picked.push_back(p);
     }
   }
   const OperatingPoint& chosen = result.solution.chosen;
   bool has_chosen = false;
-  for (const auto& q : picked) {
-    has_chosen |= q.partitions_to_search == chosen.partitions_to_search &&
-                  q.reorder_k == chosen.reorder_k;
-  }
+  for (const auto& q : picked) has_chosen |= SameSettings(q, chosen);
   if (!has_chosen) picked.push_back(chosen);
   std::sort(picked.begin(), picked.end(), [](const OperatingPoint& a, const OperatingPoint& b) {
     return a.predicted_seconds_per_query < b.predicted_seconds_per_query;
@@ -335,15 +417,13 @@ absl::StatusOr<AutotuneResult> Autotune(const Index& index, absl::Span<const flo
     OperatingPoint& p = picked[i];
     ASSIGN_OR_RETURN(OperatingPoint m,
                      MeasureOperatingPoint(index, queries, true_ids, k, p.partitions_to_search,
-                                           p.reorder_k, options.measure_queries, self_ids));
+                                           p.reorder_k, options.measure_queries, self_ids,
+                                           p.shortlist_dim, p.shortlist_size));
     p.measured_recall = m.measured_recall;
     p.measured_qps = m.measured_qps;
     p.latency_p50 = m.latency_p50;
     p.latency_p99 = m.latency_p99;
-    if (p.partitions_to_search == chosen.partitions_to_search &&
-        p.reorder_k == chosen.reorder_k) {
-      result.chosen = p;
-    }
+    if (SameSettings(p, chosen)) result.chosen = p;
     progress("measure", 0.7 + 0.3 * static_cast<double>(i + 1) / picked.size());
   }
   result.frontier = std::move(picked);

@@ -49,21 +49,36 @@ absl::StatusOr<std::vector<DatapointId>> ExactNeighborIds(
 // `queries` (num_queries x dimension) whose exact top-k ids are `true_ids` (num_queries x
 // k). max_partitions as TraceOptions (0 = num_partitions). INVALID_ARGUMENT when a true
 // id is not in the index or sizes disagree; the scan's errors otherwise.
+// `shortlist_dim` > 0 records the trace of the funnel's scan (SearchParams.shortlist_dim):
+// code ranks on the first shortlist_dim coordinates, so that PredictRecall(trace, P, S)
+// is the recall of a search with partitions_to_search P, shortlist_dim and
+// shortlist_size S (reorder_k unset: the whole shortlist re-scored exactly).
 absl::StatusOr<Trace> BuildIndexTrace(const Index& index, absl::Span<const float> queries,
                                       absl::Span<const DatapointId> true_ids, int k,
                                       int max_partitions,
-                                      absl::Span<const DatapointId> self_ids = {});
+                                      absl::Span<const DatapointId> self_ids = {},
+                                      int shortlist_dim = 0);
 
 // Runs `queries` one at a time on one thread with the given settings and measures recall@k
 // against `true_ids`, QPS and latency percentiles (the ann-benchmarks protocol). Fills
 // the measured_* and latency fields of the returned point. `max_queries` > 0 uses only
-// the first max_queries queries.
+// the first max_queries queries. `shortlist_dim` > 0 measures the funnel instead:
+// SearchParams.shortlist_dim / shortlist_size set, reorder_k ignored (left unset, so the
+// whole shortlist is re-scored exactly, as BuildIndexTrace's funnel trace models).
 absl::StatusOr<OperatingPoint> MeasureOperatingPoint(const Index& index,
                                                      absl::Span<const float> queries,
                                                      absl::Span<const DatapointId> true_ids,
                                                      int k, int partitions_to_search,
                                                      int reorder_k, int max_queries = 0,
-                                                     absl::Span<const DatapointId> self_ids = {});
+                                                     absl::Span<const DatapointId> self_ids = {},
+                                                     int shortlist_dim = 0,
+                                                     int shortlist_size = 0);
+
+// True when a and b are the same search settings (P, reorder_k, shortlist_dim,
+// shortlist_size).
+bool SameSettings(const OperatingPoint& a, const OperatingPoint& b);
+// "P=8 R=40" or "P=8 funnel 64d x 80" for reports.
+std::string DescribeSettings(const OperatingPoint& point);
 
 // Candidate axes used when AutotuneOptions leaves them empty. Partitions: every value up
 // to 16, then steps growing by about 1/8, up to `max_partitions`. Reorder: multiples of k
@@ -81,6 +96,15 @@ struct AutotuneOptions {
   // partitions_to_search must be <= max_partitions.
   std::vector<int> partitions_to_search;
   std::vector<int> reorder_k;
+  // The funnel (SearchParams.shortlist_dim / shortlist_size; MRL adaptive retrieval):
+  // scan dimensions tried, 0 = funnel off (the full-dimension scan over the reorder_k
+  // axis). Empty = {0}. Each shortlist_dim > 0 must be allowed by the index's
+  // matryoshka_dims; one trace is recorded per shortlist_dim and its candidates are
+  // (partitions_to_search, shortlist_size) with reorder_k unset.
+  std::vector<int> shortlist_dims;
+  // Shortlist sizes tried with every shortlist_dim > 0 (strictly increasing, >= 1);
+  // empty = the reorder_k axis.
+  std::vector<int> shortlist_sizes;
   // Partitions ranked in the trace; 0 = DefaultMaxPartitions (or the largest
   // partitions_to_search given, if larger).
   int max_partitions = 0;
@@ -104,6 +128,8 @@ struct AutotuneOptions {
 struct CalibrationPoint {
   int partitions_to_search = 0;
   int reorder_k = 0;
+  int shortlist_dim = 0;   // 0: funnel off
+  int shortlist_size = 0;
   double predicted_seconds_per_query = 0.0;  // by the fitted model
   double measured_seconds_per_query = 0.0;
 };
@@ -116,8 +142,18 @@ struct AutotuneResult {
   int num_queries = 0;
   int max_partitions = 0;
   std::string code_type;  // "int8" or "float"
+  // Predicted tables of the full-dimension scan (shortlist_dim 0 in the space; empty
+  // axes when it is not).
   GridTable recall_table;
   GridTable cost_table;
+  // One pair per shortlist_dim > 0 tried: rows partitions_to_search, columns
+  // shortlist_size (GridTable.reorder_k holds the shortlist sizes).
+  struct FunnelTables {
+    int shortlist_dim = 0;
+    GridTable recall_table;
+    GridTable cost_table;
+  };
+  std::vector<FunnelTables> funnel_tables;
   CostFit cost_fit;
   std::vector<CalibrationPoint> calibration;
   // Predicted hull and Pareto set and the predicted choice.

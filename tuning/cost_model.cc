@@ -13,10 +13,11 @@
 namespace nestor::tuning {
 namespace {
 
-constexpr int kTerms = 4;  // fixed, centroid, code, reorder
+constexpr int kTerms = 5;  // fixed, centroid, code, reorder, per-code
 
 std::array<double, kTerms> Row(const CostFeatures& f) {
-  return {1.0, f.centroid_coordinates, f.code_coordinates, f.reorder_coordinates};
+  return {1.0, f.centroid_coordinates, f.code_coordinates, f.reorder_coordinates,
+          f.codes_scanned};
 }
 
 bool IsFiniteNonNegative(double x) { return std::isfinite(x) && x >= 0.0; }
@@ -73,12 +74,14 @@ absl::StatusOr<CostFeatures> ComputeCostFeatures(const Trace& trace, int partiti
       static_cast<double>(trace.num_partitions) * static_cast<double>(trace.dimension);
   f.code_coordinates = static_cast<double>(codes) / nq * code_dim;
   f.reorder_coordinates = static_cast<double>(reordered) / nq * trace.dimension;
+  f.codes_scanned = static_cast<double>(codes) / nq;
   return f;
 }
 
 double PredictSeconds(const CostCoefficients& c, const CostFeatures& f) {
   return c.fixed_seconds + c.centroid_seconds * f.centroid_coordinates +
-         c.code_seconds * f.code_coordinates + c.reorder_seconds * f.reorder_coordinates;
+         c.code_seconds * f.code_coordinates + c.reorder_seconds * f.reorder_coordinates +
+         c.per_code_seconds * f.codes_scanned;
 }
 
 absl::StatusOr<GridTable> PredictCostTable(const Trace& trace,
@@ -114,7 +117,8 @@ absl::StatusOr<CostFit> FitCostModel(absl::Span<const CostMeasurement> measureme
     }
     if (!IsFiniteNonNegative(m.features.centroid_coordinates) ||
         !IsFiniteNonNegative(m.features.code_coordinates) ||
-        !IsFiniteNonNegative(m.features.reorder_coordinates)) {
+        !IsFiniteNonNegative(m.features.reorder_coordinates) ||
+        !IsFiniteNonNegative(m.features.codes_scanned)) {
       return absl::InvalidArgumentError(
           absl::StrCat("measurement ", i, ": features must be finite and >= 0"));
     }
@@ -152,7 +156,7 @@ absl::StatusOr<CostFit> FitCostModel(absl::Span<const CostMeasurement> measureme
         return m.features.centroid_coordinates != c0;
       });
 
-  // Exact NNLS over the 2^4 active sets; residual ||1 - X x||^2 computed row by row.
+  // Exact NNLS over the 2^5 active sets; residual ||1 - X x||^2 computed row by row.
   std::array<double, kTerms> best{};
   double best_residual = static_cast<double>(n);  // the empty set
   for (int mask = 1; mask < (1 << kTerms); ++mask) {
@@ -199,6 +203,7 @@ absl::StatusOr<CostFit> FitCostModel(absl::Span<const CostMeasurement> measureme
   fit.coefficients.centroid_seconds = coef[1];
   fit.coefficients.code_seconds = coef[2];
   fit.coefficients.reorder_seconds = coef[3];
+  fit.coefficients.per_code_seconds = coef[4];
   fit.relative_errors.reserve(n);
   for (const CostMeasurement& m : measurements) {
     const double e = (PredictSeconds(fit.coefficients, m.features) - m.seconds_per_query) /

@@ -7,7 +7,12 @@
 //                 + c_centroid * num_partitions * dimension                 (score centroids)
 //                 + c_code     * E[codes scanned at P] * code_dim           (scan codes)
 //                 + c_reorder  * E[min(R, codes scanned at P)] * dimension  (exact reorder)
+//                 + c_per_code * E[codes scanned at P]                      (per-code keys)
 //
+// The last term is the work per scanned code that does not grow with code_dim (key
+// computation, heap test); it is identified only when calibration spans several scan
+// dimensions (the funnel's shortlist_dim), and otherwise stays 0 (collinear with the
+// code term).
 // where code_dim is the trace's shortlist_dim (0: dimension), R is raised to k as the
 // index does, and the expectations are means over the trace's queries (the scan cannot
 // keep more candidates than it saw).
@@ -29,6 +34,7 @@ struct CostCoefficients {
   double centroid_seconds = 0.0;  // c_centroid: seconds per centroid coordinate scored
   double code_seconds = 0.0;      // c_code: seconds per code coordinate scanned
   double reorder_seconds = 0.0;   // c_reorder: seconds per float coordinate re-scored
+  double per_code_seconds = 0.0;  // c_per_code: seconds per code scanned
 };
 
 // The work of one query per stage, in coordinates (multiply-adds) per query.
@@ -36,6 +42,7 @@ struct CostFeatures {
   double centroid_coordinates = 0.0;  // num_partitions * dimension
   double code_coordinates = 0.0;      // E[codes scanned at P] * code_dim
   double reorder_coordinates = 0.0;   // E[min(R, codes scanned at P)] * dimension
+  double codes_scanned = 0.0;         // E[codes scanned at P]
 };
 
 // Features of (partitions_to_search, reorder_k) from the trace. O(num_queries).
@@ -73,7 +80,7 @@ struct CostFit {
 
 // Non-negative least-squares fit of the coefficients minimizing the sum of squared
 // relative errors (rows weighted by 1 / measured seconds, so fast and slow settings count
-// alike). Exact NNLS by enumerating the 2^4 active sets (each solved by normal equations
+// alike). Exact NNLS by enumerating the 2^5 active sets (each solved by normal equations
 // on unit-scaled columns); ties between equally good active sets go to the one with the
 // lowest bit mask (fixed term first). Measurements from several indexes (different
 // num_partitions * dimension) identify the centroid term; see CostFit.

@@ -39,7 +39,7 @@ struct Fixture {
   std::vector<DatapointId> truth;
 };
 
-Fixture Make(Metric metric, CodeType code_type, int num_queries = 150) {
+Fixture Make(Metric metric, CodeType code_type, int num_queries = 150, bool pca = false) {
   constexpr int kN = 3000, kD = 24, kPartitions = 48, kK = 10;
   Fixture f;
   const std::vector<float> data = Clustered(kN, kD, 40, 0.35f, 7);
@@ -51,7 +51,9 @@ Fixture Make(Metric metric, CodeType code_type, int num_queries = 150) {
   options.metric = metric;
   options.num_partitions = kPartitions;
   options.code_type = code_type;
+  options.pca_rotation = pca;
   f.index = CreateIndex(options).value();
+  options.pca_rotation = false;
   EXPECT_THAT(f.index->Upsert(ids, data), IsOk());
   EXPECT_THAT(f.index->Build(), IsOk());
   options.num_partitions = 0;
@@ -100,6 +102,85 @@ INSTANTIATE_TEST_SUITE_P(
                       std::make_tuple(Metric::kInnerProduct, CodeType::kInt8),
                       std::make_tuple(Metric::kCosine, CodeType::kInt8),
                       std::make_tuple(Metric::kL2, CodeType::kFloat)));
+
+// The funnel (shortlist_dim / shortlist_size): one trace per shortlist_dim predicts the
+// recall of the real funnel search exactly, for a grid of (shortlist_dim, P,
+// shortlist_size), every metric, int8 and float codes, with and without PCA rotation.
+class FunnelTraceTest
+    : public ::testing::TestWithParam<std::tuple<Metric, CodeType, bool>> {};
+
+TEST_P(FunnelTraceTest, PredictedRecallEqualsMeasuredFunnelRecallOnGrid) {
+  const auto [metric, code_type, pca] = GetParam();
+  Fixture f = Make(metric, code_type, 150, pca);
+  constexpr int kK = 10;
+  const std::vector<int> p_axis = {1, 3, 8, 48};
+  const std::vector<int> s_axis = {10, 20, 40, 100};
+  for (int dim : {8, 16, 24}) {
+    absl::StatusOr<Trace> trace =
+        BuildIndexTrace(*f.index, f.queries, f.truth, kK, 0, {}, dim);
+    ASSERT_THAT(trace.status(), IsOk());
+    EXPECT_THAT(ValidateTrace(*trace), IsOk());
+    EXPECT_EQ(trace->shortlist_dim, dim);
+    absl::StatusOr<GridTable> table = PredictRecallTable(*trace, p_axis, s_axis);
+    ASSERT_THAT(table.status(), IsOk());
+    for (size_t i = 0; i < p_axis.size(); ++i) {
+      for (size_t j = 0; j < s_axis.size(); ++j) {
+        absl::StatusOr<OperatingPoint> m = MeasureOperatingPoint(
+            *f.index, f.queries, f.truth, kK, p_axis[i], 0, 0, {}, dim, s_axis[j]);
+        ASSERT_THAT(m.status(), IsOk());
+        EXPECT_DOUBLE_EQ(table->value(i, j), *m->measured_recall)
+            << "shortlist_dim=" << dim << " P=" << p_axis[i] << " S=" << s_axis[j];
+      }
+    }
+    if (dim == 8) EXPECT_LT(table->value(p_axis.size() - 1, 0), 0.99);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    MetricsCodesRotation, FunnelTraceTest,
+    ::testing::Values(std::make_tuple(Metric::kL2, CodeType::kInt8, false),
+                      std::make_tuple(Metric::kInnerProduct, CodeType::kInt8, false),
+                      std::make_tuple(Metric::kCosine, CodeType::kInt8, false),
+                      std::make_tuple(Metric::kL2, CodeType::kFloat, false),
+                      std::make_tuple(Metric::kL2, CodeType::kInt8, true)),
+    [](const auto& info) {
+      return absl::StrCat(MetricName(std::get<0>(info.param)),
+                          std::get<1>(info.param) == CodeType::kInt8 ? "Int8" : "Float",
+                          std::get<2>(info.param) ? "Pca" : "");
+    });
+
+TEST(FunnelTraceTest, DisallowedShortlistDimIsInvalidArgument) {
+  Fixture f = Make(Metric::kL2, CodeType::kInt8, 5);
+  EXPECT_THAT(BuildIndexTrace(*f.index, f.queries, f.truth, 10, 0, {}, 25).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, "shortlist_dim"));
+}
+
+// The tuner searches the funnel space too and its choice, measured on the tuning
+// queries, has exactly the predicted recall.
+TEST(AutotunerTest, FunnelSpaceChoiceMeetsTargetWhenMeasured) {
+  Fixture f = Make(Metric::kL2, CodeType::kInt8);
+  AutotuneOptions options;
+  options.target_recall = 0.9;
+  options.shortlist_dims = {0, 8, 16};
+  options.shortlist_sizes = {10, 20, 40, 80};
+  options.calibration_queries = 50;
+  options.measure_points = 4;
+  absl::StatusOr<AutotuneResult> result = Autotune(*f.index, f.queries, f.truth, options);
+  ASSERT_THAT(result.status(), IsOk());
+  ASSERT_EQ(result->funnel_tables.size(), 2u);
+  EXPECT_EQ(result->funnel_tables[0].shortlist_dim, 8);
+  EXPECT_FALSE(result->recall_table.values.empty());
+  EXPECT_GE(result->chosen.predicted_recall, 0.9);
+  ASSERT_TRUE(result->chosen.measured_recall.has_value());
+  EXPECT_DOUBLE_EQ(*result->chosen.measured_recall, result->chosen.predicted_recall);
+  bool funnel_calibrated = false;
+  for (const CalibrationPoint& c : result->calibration) funnel_calibrated |= c.shortlist_dim > 0;
+  EXPECT_TRUE(funnel_calibrated);
+  for (const OperatingPoint& p : result->frontier) {
+    ASSERT_TRUE(p.measured_recall.has_value());
+    EXPECT_DOUBLE_EQ(*p.measured_recall, p.predicted_recall) << DescribeSettings(p);
+  }
+}
 
 // Queries copied from the indexed data, each leaving itself out: the prediction still
 // equals what the index returns once the query's own vector is dropped.
