@@ -24,6 +24,7 @@
 #include "faiss/AutoTune.h"
 #include "faiss/IndexFlat.h"
 #include "faiss/IndexIVFFlat.h"
+#include "faiss/VectorTransform.h"
 #include "index/index.h"
 #include "index/index_factory.h"
 #include "nlohmann/json.hpp"
@@ -57,6 +58,8 @@ struct Choice {
   int build = -1;        // Nestor build index (nestor methods)
   int partitions_to_search = 0;
   int reorder_k = 0;
+  int shortlist_dim = 0;  // funnel (0 = off)
+  int shortlist_size = 0;
   int nprobe = 0;
   std::optional<double> predicted_recall;
   double tuning_seconds = 0;
@@ -69,6 +72,10 @@ struct NestorBuild {
   double build_seconds = 0;
   double memory_bytes = 0;
   std::vector<int> p_axis, r_axis;
+  // Funnel space (fashion-mnist-pca): scan dimensions (0 = full-dimension scan over
+  // r_axis) and shortlist sizes; {0} and empty on fashion-mnist.
+  std::vector<int> s_dims = {0};
+  std::vector<int> s_axis;
 };
 
 // One grid point measured on the held-out queries.
@@ -76,6 +83,8 @@ struct GridPoint {
   int build = 0;
   int partitions_to_search = 0;
   int reorder_k = 0;
+  int shortlist_dim = 0;
+  int shortlist_size = 0;
   Measured m;
 };
 
@@ -192,7 +201,28 @@ int RunTuneBench(int argc, char** argv) {
   int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   int repeats = 3;
   int faiss_nlist = 256;
+  std::string dataset = "fashion-mnist";
+  int routing_dim = 64;
+  std::vector<int> shortlist_dims = {32, 64, 128};
+  std::vector<int> shortlist_sizes = {20, 40, 80, 160};
   app.add_option("--mode", mode, "tune")->check(CLI::IsMember({"tune"}));
+  app.add_option("--dataset", dataset,
+                 "fashion-mnist, or fashion-mnist-pca (PCA rotation learned on the train set "
+                 "with FAISS; the index gets a Matryoshka ladder and the tuned space adds "
+                 "the funnel knobs shortlist_dim x shortlist_size)")
+      ->check(CLI::IsMember({"fashion-mnist", "fashion-mnist-pca"}))
+      ->capture_default_str();
+  app.add_option("--routing_dim", routing_dim,
+                 "fashion-mnist-pca: prefix the index trains and routes partitions on")
+      ->capture_default_str();
+  app.add_option("--shortlist_dims", shortlist_dims,
+                 "fashion-mnist-pca: funnel scan dimensions in the space (besides 0 = off)")
+      ->delimiter(',')
+      ->capture_default_str();
+  app.add_option("--shortlist_sizes", shortlist_sizes,
+                 "fashion-mnist-pca: funnel shortlist sizes in the space")
+      ->delimiter(',')
+      ->capture_default_str();
   app.add_option("--queries", num_queries, "held-out test queries (first N of 10,000)")
       ->check(CLI::Range(int64_t{1}, int64_t{10000}))
       ->capture_default_str();
@@ -239,6 +269,22 @@ int RunTuneBench(int argc, char** argv) {
   }
   const int d = static_cast<int>(base->cols);
   const int64_t n = base->rows;
+  const bool pca = dataset == "fashion-mnist-pca";
+  if (pca) {
+    // As nestor_bench.cc's --dataset fashion-mnist-pca: rotate train and test by the train
+    // set's principal axes (FAISS PCAMatrix, d -> d, no whitening; L2 distances kept).
+    const auto start = Clock::now();
+    faiss::PCAMatrix transform(d, d, 0.0f, false);
+    transform.train(base->rows, base->data.data());
+    std::vector<float> rotated(base->data.size());
+    transform.apply_noalloc(base->rows, base->data.data(), rotated.data());
+    base->data = std::move(rotated);
+    rotated.assign(test->data.size(), 0.0f);
+    transform.apply_noalloc(test->rows, test->data.data(), rotated.data());
+    test->data = std::move(rotated);
+    std::printf("fashion-mnist-pca: PCA (FAISS PCAMatrix %d -> %d) learned on the train set "
+                "and applied to train and test in %.1f s\n", d, d, SecondsSince(start));
+  }
   tune_queries = static_cast<int>(std::min<int64_t>(tune_queries, n));
   // Tuning queries: a seeded sample of train rows; each leaves itself out.
   std::vector<DatapointId> self_ids(n);
@@ -250,9 +296,9 @@ int RunTuneBench(int argc, char** argv) {
   for (int i = 0; i < tune_queries; ++i) {
     std::copy_n(base->row(static_cast<int64_t>(self_ids[i])), d, tq.begin() + size_t{1} * i * d);
   }
-  std::printf("tune: fashion-mnist-784-euclidean, %ld base vectors, %ld held-out test queries, "
+  std::printf("tune: %s-784-euclidean, %ld base vectors, %ld held-out test queries, "
               "%d tuning queries sampled from train (leave-one-out, seed %lu), k=%d\n",
-              static_cast<long>(n), static_cast<long>(test->rows), tune_queries,
+              dataset.c_str(), static_cast<long>(n), static_cast<long>(test->rows), tune_queries,
               static_cast<unsigned long>(seed), k);
 
   // Ground truth of both query sets from Nestor's exact index.
@@ -295,19 +341,51 @@ int RunTuneBench(int argc, char** argv) {
     options.num_partitions = num_partitions;
     options.code_type = CodeType::kInt8;
     options.seed = seed;
+    if (pca) {
+      // The funnel index of nestor_bench.cc: Matryoshka ladder, routing on a prefix.
+      options.matryoshka_dims = {16, 32, 64, 128, 256};
+      options.routing_dim = routing_dim;
+    }
     b.index = BuildIndex(*base, options, &b.build_seconds);
     if (b.index == nullptr) return 1;
     b.memory_bytes = static_cast<double>(b.index->stats().memory_bytes);
     b.p_axis = tuning::DefaultPartitionsAxis(tuning::DefaultMaxPartitions(num_partitions));
     b.r_axis = tuning::DefaultReorderAxis(k, /*uses_codes=*/true);
-    std::printf("nestor int8 P=%d: built in %.1f s; space partitions_to_search {%s} x "
-                "reorder_k {%s} = %zu points\n",
-                num_partitions, b.build_seconds, absl::StrJoin(b.p_axis, ",").c_str(),
-                absl::StrJoin(b.r_axis, ",").c_str(), b.p_axis.size() * b.r_axis.size());
+    if (pca) {
+      // The funnel space is about 4x larger: the exhaustive grid is capped to fewer P and
+      // reorder values (the tuner searches the same capped space).
+      std::vector<int> p_axis;
+      for (int p : b.p_axis) {
+        if (p <= 6 || p == 8 || p == 10 || p == 12 || p == 16 || p == 20 || p == 24 ||
+            p == 30 || p == 37 || p == 46 || p == b.p_axis.back()) {
+          p_axis.push_back(p);
+        }
+      }
+      b.p_axis = p_axis;
+      b.r_axis = {10, 15, 20, 30, 40, 60, 80, 100};
+      b.s_dims = {0};
+      for (int sd : shortlist_dims) b.s_dims.push_back(sd);
+      b.s_axis = shortlist_sizes;
+    }
+    size_t points = b.p_axis.size() * b.r_axis.size();
+    for (int sd : b.s_dims) points += sd > 0 ? b.p_axis.size() * b.s_axis.size() : 0;
+    std::printf("nestor int8 P=%d%s: built in %.1f s; space partitions_to_search {%s} x "
+                "(reorder_k {%s}%s) = %zu points%s\n",
+                num_partitions, pca ? absl::StrFormat(" routing_dim=%d", routing_dim).c_str() : "",
+                b.build_seconds, absl::StrJoin(b.p_axis, ",").c_str(),
+                absl::StrJoin(b.r_axis, ",").c_str(),
+                pca ? absl::StrFormat(" + funnel shortlist_dim {%s} x shortlist_size {%s}",
+                                      absl::StrJoin(shortlist_dims, ","),
+                                      absl::StrJoin(b.s_axis, ",")).c_str()
+                    : "",
+                points, pca ? " (grid capped: fewer P and reorder_k values)" : "");
     builds.push_back(std::move(b));
   }
   std::fflush(stdout);
-  auto settings_of = [&](int build, int p, int r) {
+  auto settings_of = [&](int build, int p, int r, int sd = 0, int ss = 0) {
+    if (sd > 0) {
+      return absl::StrFormat("P=%d p=%d f=%dx%d", builds[build].num_partitions, p, sd, ss);
+    }
     return absl::StrFormat("P=%d p=%d r=%d", builds[build].num_partitions, p, r);
   };
 
@@ -325,6 +403,8 @@ int RunTuneBench(int argc, char** argv) {
       options.target_recall = target;
       options.partitions_to_search = builds[b].p_axis;
       options.reorder_k = builds[b].r_axis;
+      options.shortlist_dims = builds[b].s_dims;
+      options.shortlist_sizes = builds[b].s_axis;
       const auto start = Clock::now();
       auto result = tuning::Autotune(*builds[b].index, tq, tune_truth, options, self_ids);
       c.tuning_seconds += SecondsSince(start);
@@ -340,11 +420,14 @@ int RunTuneBench(int argc, char** argv) {
         c.build = static_cast<int>(b);
         c.partitions_to_search = chosen.partitions_to_search;
         c.reorder_k = chosen.reorder_k;
+        c.shortlist_dim = chosen.shortlist_dim;
+        c.shortlist_size = chosen.shortlist_size;
         c.predicted_recall = chosen.predicted_recall;
       }
     }
     if (c.found) {
-      c.settings = settings_of(c.build, c.partitions_to_search, c.reorder_k);
+      c.settings = settings_of(c.build, c.partitions_to_search, c.reorder_k, c.shortlist_dim,
+                               c.shortlist_size);
     } else {
       c.note = absl::StrJoin(errors, "; ");
     }
@@ -361,13 +444,17 @@ int RunTuneBench(int argc, char** argv) {
   const auto grid_start = Clock::now();
   for (size_t b = 0; b < builds.size(); ++b) {
     for (int p : builds[b].p_axis) {
-      for (int r : builds[b].r_axis) {
-        auto m = tuning::MeasureOperatingPoint(*builds[b].index, test->data, truth, k, p, r);
-        if (!m.ok()) {
-          std::fprintf(stderr, "grid: %s\n", m.status().ToString().c_str());
-          return 1;
+      for (int sd : builds[b].s_dims) {
+        for (int r : sd > 0 ? builds[b].s_axis : builds[b].r_axis) {
+          auto m = tuning::MeasureOperatingPoint(*builds[b].index, test->data, truth, k, p,
+                                                 sd > 0 ? 0 : r, 0, {}, sd, sd > 0 ? r : 0);
+          if (!m.ok()) {
+            std::fprintf(stderr, "grid: %s\n", m.status().ToString().c_str());
+            return 1;
+          }
+          grid.push_back({static_cast<int>(b), p, sd > 0 ? 0 : r, sd, sd > 0 ? r : 0,
+                          FromPoint(*m)});
         }
-        grid.push_back({static_cast<int>(b), p, r, FromPoint(*m)});
       }
       std::printf("\rgrid: P=%d p=%d done (%zu points, %.0f s)", builds[b].num_partitions, p,
                   grid.size(), SecondsSince(grid_start));
@@ -390,10 +477,13 @@ int RunTuneBench(int argc, char** argv) {
       c.build = g.build;
       c.partitions_to_search = g.partitions_to_search;
       c.reorder_k = g.reorder_k;
+      c.shortlist_dim = g.shortlist_dim;
+      c.shortlist_size = g.shortlist_size;
       c.held_out = g.m;
     }
     if (c.found) {
-      c.settings = settings_of(c.build, c.partitions_to_search, c.reorder_k);
+      c.settings = settings_of(c.build, c.partitions_to_search, c.reorder_k, c.shortlist_dim,
+                               c.shortlist_size);
     } else {
       c.note = absl::StrFormat("no grid point reaches it (best %.4f)", best_recall);
     }
@@ -476,7 +566,8 @@ int RunTuneBench(int argc, char** argv) {
       for (int rep = 0; rep < repeats; ++rep) {
         for (Choice* c : both) {
           auto m = tuning::MeasureOperatingPoint(*builds[c->build].index, test->data, truth, k,
-                                                 c->partitions_to_search, c->reorder_k);
+                                                 c->partitions_to_search, c->reorder_k, 0, {},
+                                                 c->shortlist_dim, c->shortlist_size);
           if (!m.ok()) {
             std::fprintf(stderr, "measure: %s\n", m.status().ToString().c_str());
             return 1;
@@ -572,6 +663,9 @@ int RunTuneBench(int argc, char** argv) {
         j["num_partitions"] = builds[c.build].num_partitions;
         j["partitions_to_search"] = c.partitions_to_search;
         j["reorder_k"] = c.reorder_k;
+        j["shortlist_dim"] = c.shortlist_dim;
+        j["shortlist_size"] = c.shortlist_size;
+        j["dataset"] = dataset;
       } else {
         j["nlist"] = faiss_nlist;
         j["nprobe"] = c.nprobe;

@@ -58,6 +58,8 @@ struct Flags {
   int64_t limit = 0;
   int calibration_queries = 200;
   int measure_points = 8;
+  std::vector<int> shortlist_dims;
+  std::vector<int> shortlist_sizes;
   bool progress = false;
 };
 
@@ -96,6 +98,8 @@ v1::OperatingPoint PointProto(const tuning::OperatingPoint& p, int num_partition
   v1::OperatingPoint out;
   out.set_partitions_to_search(p.partitions_to_search);
   out.set_reorder_k(p.reorder_k);
+  out.set_shortlist_dim(p.shortlist_dim);
+  out.set_shortlist_size(p.shortlist_size);
   out.set_num_partitions(num_partitions);
   out.set_predicted_recall(p.predicted_recall);
   out.set_predicted_latency_us(p.predicted_seconds_per_query * 1e6);
@@ -293,6 +297,8 @@ int Run(const Flags& f) {
     opt.max_seconds_per_query = f.max_latency_us * 1e-6;
     opt.calibration_queries = f.calibration_queries;
     opt.measure_points = f.measure_points;
+    opt.shortlist_dims = f.shortlist_dims;
+    opt.shortlist_sizes = f.shortlist_sizes;
     const double lo = 0.3 + 0.7 * b / indexes.size(), span = 0.7 / indexes.size();
     opt.progress = [&](absl::string_view stage, double x) {
       bar.Update(absl::StrCat("tuning ", parts, " partitions: ", stage), lo + span * x);
@@ -341,6 +347,8 @@ int Run(const Flags& f) {
       v1::CostCalibrationPoint* cp = best.add_calibration();
       cp->set_partitions_to_search(c.partitions_to_search);
       cp->set_reorder_k(c.reorder_k);
+      cp->set_shortlist_dim(c.shortlist_dim);
+      cp->set_shortlist_size(c.shortlist_size);
       cp->set_predicted_latency_us(c.predicted_seconds_per_query * 1e6);
       cp->set_measured_latency_us(c.measured_seconds_per_query * 1e6);
     }
@@ -378,6 +386,12 @@ int Run(const Flags& f) {
   const auto& c = best.chosen();
   std::cerr << "calibration (predicted vs measured us/query):";
   for (const auto& p : best.calibration()) {
+    if (p.shortlist_dim() > 0) {
+      std::cerr << absl::StrFormat(" P=%d,funnel=%dx%d %.0f/%.0f", p.partitions_to_search(),
+                                   p.shortlist_dim(), p.shortlist_size(),
+                                   p.predicted_latency_us(), p.measured_latency_us());
+      continue;
+    }
     std::cerr << absl::StrFormat(" P=%d,R=%d %.0f/%.0f", p.partitions_to_search(),
                                  p.reorder_k(), p.predicted_latency_us(),
                                  p.measured_latency_us());
@@ -385,9 +399,11 @@ int Run(const Flags& f) {
   std::cerr << absl::StrFormat("\ncost model max relative error %.1f%%\n",
                                100 * best.cost_model_max_relative_error());
   std::cerr << absl::StrFormat(
-      "chosen: num_partitions=%d partitions_to_search=%d reorder_k=%d predicted_recall=%.4f "
-      "measured_recall=%.4f qps=%.0f p50_us=%.0f (tuned in %.1f s)\n",
-      best.num_partitions(), c.partitions_to_search(), c.reorder_k(), c.predicted_recall(),
+      "chosen: num_partitions=%d partitions_to_search=%d reorder_k=%d shortlist_dim=%d "
+      "shortlist_size=%d predicted_recall=%.4f measured_recall=%.4f qps=%.0f p50_us=%.0f "
+      "(tuned in %.1f s)\n",
+      best.num_partitions(), c.partitions_to_search(), c.reorder_k(), c.shortlist_dim(),
+      c.shortlist_size(), c.predicted_recall(),
       c.measured_recall(), c.measured_qps(), c.latency_p50_us(), best.tuning_seconds());
   return 0;
 }
@@ -425,6 +441,19 @@ int main(int argc, char** argv) {
   app.add_option("--output", f.output,
                  "TuningResult file: JSON if it ends in .json, else text proto (default stdout)");
   app.add_option("--plot", f.plot, "PNG plot of the frontier (gnuplot)");
+  app.add_option("--shortlist_dims", f.shortlist_dims,
+                 "Funnel scan dimensions to search, comma-separated, e.g. 0,32,64,128 "
+                 "(0 = funnel off: the full-dimension scan over reorder_k; each d > 0 must "
+                 "be allowed by the index's matryoshka_dims; one trace per d). Default: 0 "
+                 "only. A chosen funnel point is reported for per-query use "
+                 "(shortlist_dim/shortlist_size on each query); ApplyTuning installs only "
+                 "partitions_to_search and reorder_k")
+      ->delimiter(',');
+  app.add_option("--shortlist_sizes", f.shortlist_sizes,
+                 "Funnel candidate counts tried with every --shortlist_dims d > 0, "
+                 "comma-separated, strictly increasing, e.g. 20,40,80,160 (default: the "
+                 "reorder_k axis, k/2 steps from k to 50k)")
+      ->delimiter(',');
   app.add_flag("--progress", f.progress, "Progress bar even when stderr is not a terminal");
   try {
     app.parse(argc, argv);
