@@ -121,6 +121,37 @@ TEST_F(NestorTuneTest, ReachableTargetWritesJsonWhoseChosenPointMeetsIt) {
   EXPECT_FALSE(result.frontier().empty());
 }
 
+// --shortlist_dims / --shortlist_sizes: the funnel candidates are searched (calibrated
+// and on the Pareto set's candidate list) and every point says which knobs it uses.
+TEST_F(NestorTuneTest, FunnelFlagsSearchShortlistSpace) {
+  const std::filesystem::path output = dir_ / "funnel.json";
+  const RunResult run =
+      Run(absl::StrCat("--target_recall 0.9 --shortlist_dims 0,8 --shortlist_sizes 10,20,40 "
+                       "--output '", output.string(), "'"));
+  ASSERT_EQ(run.exit_code, 0) << run.stderr_text;
+  v1::TuningResult result;
+  const auto parsed = google::protobuf::util::JsonStringToMessage(ReadFile(output), &result);
+  ASSERT_TRUE(parsed.ok()) << parsed.ToString();
+  bool funnel_calibrated = false;
+  for (const auto& c : result.calibration()) {
+    if (c.shortlist_dim() == 0) continue;
+    funnel_calibrated = true;
+    EXPECT_EQ(c.shortlist_dim(), 8u);
+    EXPECT_EQ(c.reorder_k(), 0u);
+    EXPECT_GE(c.shortlist_size(), 10u);
+  }
+  EXPECT_TRUE(funnel_calibrated);
+  const v1::OperatingPoint& chosen = result.chosen();
+  EXPECT_GE(chosen.predicted_recall(), 0.9);
+  EXPECT_NEAR(chosen.measured_recall(), chosen.predicted_recall(), 1e-9);
+  // Either the funnel (reorder_k 0) or the full-dimension scan (no shortlist).
+  EXPECT_TRUE((chosen.shortlist_dim() == 8 && chosen.reorder_k() == 0 &&
+               chosen.shortlist_size() >= 10) ||
+              (chosen.shortlist_dim() == 0 && chosen.shortlist_size() == 0))
+      << chosen.ShortDebugString();
+  EXPECT_THAT(run.stderr_text, HasSubstr("shortlist_dim="));
+}
+
 TEST_F(NestorTuneTest, UnreachableTargetExitsThreeStatingBestAchievableRecall) {
   // One partition at most cannot find every neighbour of clustered data with 16
   // partitions; recall 1.0 is out of reach.
