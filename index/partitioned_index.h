@@ -64,7 +64,9 @@ namespace nestor {
 // stored zero-padded to dimension, so routing on min(routing_dim, prefix_dim) coordinates
 // needs no special case). With SearchParams.shortlist_dim > 0 the scan scores on the
 // first shortlist_dim coordinates (int8: that many code bytes; float codes: the float
-// prefix), keeps the best shortlist_size and re-scores them exactly at prefix_dim. The
+// prefix), keeps the best shortlist_size and re-scores them exactly at prefix_dim (with
+// int8 codes, shortlist_dim < prefix_dim and SearchParams.reorder_k below shortlist_size,
+// first re-scored on the int8 codes at prefix_dim, the best reorder_k exactly). The
 // approximate int8 keys at a prefix s are
 //   L2:     |x_s|^2 - 2 x_s.q_s            (|x_s|^2 kept per row for each ladder dim),
 //   IP:     -x_s.q_s,
