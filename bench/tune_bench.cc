@@ -202,6 +202,7 @@ int RunTuneBench(int argc, char** argv) {
   int repeats = 3;
   int faiss_nlist = 256;
   std::string dataset = "fashion-mnist";
+  std::string tune_source = "train";
   int routing_dim = 64;
   std::vector<int> shortlist_dims = {32, 64, 128};
   std::vector<int> shortlist_sizes = {20, 40, 80, 160};
@@ -211,6 +212,13 @@ int RunTuneBench(int argc, char** argv) {
                  "with FAISS; the index gets a Matryoshka ladder and the tuned space adds "
                  "the funnel knobs shortlist_dim x shortlist_size)")
       ->check(CLI::IsMember({"fashion-mnist", "fashion-mnist-pca"}))
+      ->capture_default_str();
+  app.add_option("--tune_source", tune_source,
+                 "tuning queries: train (a seeded sample of train rows, each leaving itself "
+                 "out) or test-tail (the last --tune_queries rows of the 10,000 test queries, "
+                 "disjoint from the first --queries held-out ones: queries from the query "
+                 "distribution, as a query log would give)")
+      ->check(CLI::IsMember({"train", "test-tail"}))
       ->capture_default_str();
   app.add_option("--routing_dim", routing_dim,
                  "fashion-mnist-pca: prefix the index trains and routes partitions on")
@@ -261,7 +269,9 @@ int RunTuneBench(int argc, char** argv) {
 
   // --------------------------------------------------------------------------- data
   auto base = client::LoadIdx(data_dir + "/train-images-idx3-ubyte.gz");
-  auto test = client::LoadIdx(data_dir + "/t10k-images-idx3-ubyte.gz", num_queries);
+  const bool test_tail = tune_source == "test-tail";
+  auto test = client::LoadIdx(data_dir + "/t10k-images-idx3-ubyte.gz",
+                              test_tail ? 0 : num_queries);
   if (!base.ok() || !test.ok()) {
     std::fprintf(stderr, "cannot load Fashion-MNIST from %s: %s\n", data_dir.c_str(),
                  (!base.ok() ? base.status() : test.status()).ToString().c_str());
@@ -286,19 +296,35 @@ int RunTuneBench(int argc, char** argv) {
                 "and applied to train and test in %.1f s\n", d, d, SecondsSince(start));
   }
   tune_queries = static_cast<int>(std::min<int64_t>(tune_queries, n));
-  // Tuning queries: a seeded sample of train rows; each leaves itself out.
-  std::vector<DatapointId> self_ids(n);
-  std::iota(self_ids.begin(), self_ids.end(), DatapointId{0});
-  std::mt19937_64 rng(seed);
-  std::shuffle(self_ids.begin(), self_ids.end(), rng);
-  self_ids.resize(tune_queries);
+  std::vector<DatapointId> self_ids;
   std::vector<float> tq(static_cast<size_t>(tune_queries) * d);
-  for (int i = 0; i < tune_queries; ++i) {
-    std::copy_n(base->row(static_cast<int64_t>(self_ids[i])), d, tq.begin() + size_t{1} * i * d);
+  if (test_tail) {
+    // Tuning queries: the last tune_queries test rows, disjoint from the held-out ones.
+    if (num_queries + tune_queries > test->rows) {
+      std::fprintf(stderr, "--tune_source test-tail needs --queries + --tune_queries <= %ld\n",
+                   static_cast<long>(test->rows));
+      return 2;
+    }
+    std::copy_n(test->row(test->rows - tune_queries), tq.size(), tq.begin());
+    test->rows = num_queries;
+    test->data.resize(static_cast<size_t>(num_queries) * d);
+  } else {
+    // Tuning queries: a seeded sample of train rows; each leaves itself out.
+    self_ids.resize(n);
+    std::iota(self_ids.begin(), self_ids.end(), DatapointId{0});
+    std::mt19937_64 rng(seed);
+    std::shuffle(self_ids.begin(), self_ids.end(), rng);
+    self_ids.resize(tune_queries);
+    for (int i = 0; i < tune_queries; ++i) {
+      std::copy_n(base->row(static_cast<int64_t>(self_ids[i])), d,
+                  tq.begin() + size_t{1} * i * d);
+    }
   }
   std::printf("tune: %s-784-euclidean, %ld base vectors, %ld held-out test queries, "
-              "%d tuning queries sampled from train (leave-one-out, seed %lu), k=%d\n",
+              "%d tuning queries %s (seed %lu), k=%d\n",
               dataset.c_str(), static_cast<long>(n), static_cast<long>(test->rows), tune_queries,
+              test_tail ? "from the tail of the test set (disjoint from the held-out ones)"
+                        : "sampled from train (leave-one-out)",
               static_cast<unsigned long>(seed), k);
 
   // Ground truth of both query sets from Nestor's exact index.
@@ -502,7 +528,9 @@ int RunTuneBench(int argc, char** argv) {
     faiss::ParameterSpace space;
     space.verbose = 0;
     space.initialize(&ivf);
+    // No self to leave out for test-tail queries: -1 matches no id.
     std::vector<FaissId> self64(self_ids.begin(), self_ids.end());
+    if (self64.empty()) self64.assign(tune_queries, FaissId{-1});
     std::vector<FaissId> gt64(tune_truth.begin(), tune_truth.end());
     LeaveOneOutRecallCriterion criterion(tune_queries, k, self64);
     criterion.set_groundtruth(k, nullptr, gt64.data());
