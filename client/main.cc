@@ -34,6 +34,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -204,6 +205,11 @@ std::string DescribeIndex(const v1::IndexInfo& info) {
     if (info.tuned_partitions_to_search() > 0 || info.tuned_reorder_k() > 0) {
       absl::StrAppend(&partitions, " (tuned)");
     }
+    if (c.matryoshka_dims_size() > 0) {
+      absl::StrAppend(&partitions, " matryoshka_dims=", absl::StrJoin(c.matryoshka_dims(), ","));
+    }
+    if (c.routing_dim() > 0) absl::StrAppend(&partitions, " routing_dim=", c.routing_dim());
+    if (c.pca_rotation()) absl::StrAppend(&partitions, " pca_rotation=true");
   }
   return absl::StrFormat(
       "%s: kind=%s code_type=%s dimension=%d metric=%s%s vectors=%d built=%s memory_bytes=%d "
@@ -226,6 +232,10 @@ json IndexToJson(const v1::IndexInfo& info) {
               {"code_type", info.code_type()},
               {"default_reorder_k", c.default_reorder_k()},
               {"tuned_partitions_to_search", info.tuned_partitions_to_search()},
+              {"matryoshka_dims", std::vector<uint32_t>(c.matryoshka_dims().begin(),
+                                                        c.matryoshka_dims().end())},
+              {"routing_dim", c.routing_dim()},
+              {"pca_rotation", c.pca_rotation()},
               {"tuned_reorder_k", info.tuned_reorder_k()},
               {"vector_count", info.vector_count()},
               {"built", info.built()},
@@ -463,6 +473,16 @@ absl::Status RunBench(const GlobalOptions& g, const CommandOptions& o) {
     std::printf("read ground truth %lld x %lld from %s\n", static_cast<long long>(gt.rows),
                 static_cast<long long>(gt.cols), o.ground_truth.c_str());
   } else {
+    const int d = static_cast<int>(info.config().dimension());
+    if (info.config().pca_rotation() && o.prefix_dim > 0 && o.prefix_dim < d) {
+      // The index's prefixes are of PCA-rotated vectors, which this client does not have.
+      return absl::FailedPreconditionError(absl::StrCat(
+          "index '", o.name, "' has pca_rotation, so prefix_dim ", o.prefix_dim,
+          " means its first ", o.prefix_dim, " principal components; --base computes exact "
+          "neighbours on the raw first coordinates, which would make recall meaningless. "
+          "Give --ground_truth FILE.ivecs computed on the rotated prefixes, or drop "
+          "--prefix_dim (full-dimension scores are rotation-invariant)"));
+    }
     ASSIGN_OR_RETURN(FloatMatrix base, LoadDataset(o.base, o.base_limit));
     v1::Metric metric =
         o.metric.empty() ? info.config().metric() : kMetricNames.at(o.metric);

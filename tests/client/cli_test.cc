@@ -322,6 +322,32 @@ TEST_F(CliTest, LoadingAFileOfTheWrongDimensionFailsWithInvalidArgument) {
   EXPECT_EQ(nlohmann::json::parse(r.out)["vector_count"], 0);
 }
 
+// With pca_rotation, prefix_dim d means the first d principal components; the client
+// cannot compute exact neighbours of rotated prefixes from --base, so it refuses rather
+// than report a meaningless recall. Full-dimension bench (rotation-invariant) still works.
+TEST_F(CliTest, BenchRefusesRawGroundTruthForRotatedPrefixes) {
+  const std::string base = WriteFvecs("rot_base.fvecs", 500, 8, 3);
+  const std::string queries = WriteFvecs("rot_queries.fvecs", 20, 8, 4);
+  RunResult r = Nestor({"create", "rot", "--dimension", "8", "--num_partitions", "4",
+                        "--matryoshka_dims", "4,8", "--pca_rotation"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_EQ(Nestor({"load", "rot", base}).exit_code, 0);
+  ASSERT_EQ(Nestor({"build", "rot"}).exit_code, 0);
+  r = Nestor({"stats", "rot"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("matryoshka_dims=4,8"));
+  EXPECT_THAT(r.out, HasSubstr("pca_rotation=true"));
+
+  r = Nestor({"bench", "rot", "--queries", queries, "--base", base, "--prefix_dim", "4"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("FAILED_PRECONDITION: index 'rot' has pca_rotation"));
+
+  r = Nestor({"bench", "rot", "--queries", queries, "--base", base, "--partitions_to_search",
+              "4", "--reorder_k", "500"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(LastLine(r.out), HasSubstr("recall@10=1.0000"));
+}
+
 TEST_F(CliTest, ErrorsNameTheirCodeAndExitNonZero) {
   RunResult r = Nestor({"search", "missing", "--vector", "1,2"});
   EXPECT_EQ(r.exit_code, 1);

@@ -132,7 +132,9 @@ TEST_P(FunnelTraceTest, PredictedRecallEqualsMeasuredFunnelRecallOnGrid) {
             << "shortlist_dim=" << dim << " P=" << p_axis[i] << " S=" << s_axis[j];
       }
     }
-    if (dim == 8) EXPECT_LT(table->value(p_axis.size() - 1, 0), 0.99);
+    if (dim == 8) {
+      EXPECT_LT(table->value(p_axis.size() - 1, 0), 0.99);
+    }
   }
 }
 
