@@ -1,14 +1,17 @@
 #include "server/index_service.h"
 
+#include <atomic>
 #include <chrono>
 #include <climits>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <tuple>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "absl/types/span.h"
 #include "common/status_macros.h"
 #include "server/status_util.h"
@@ -54,6 +57,36 @@ absl::Time DeadlineOf(const grpc::ServerContext& context) {
   }
   return absl::FromChrono(deadline);
 }
+
+// SearchParams::cancelled for one RPC. grpc::ServerContext::IsCancelled() takes a lock
+// inside gRPC, and the engine asks between partitions (hundreds of times per batch, from
+// several threads): asking gRPC on every call made batched searches 2.4x slower. This
+// asks it at most once per kCancellationPollInterval and remembers a cancellation.
+//
+// Thread safety: Check() may be called concurrently.
+class CancellationProbe {
+ public:
+  static constexpr int64_t kCancellationPollIntervalNanos = 1'000'000;  // 1 ms
+
+  explicit CancellationProbe(grpc::ServerContext* context) : context_(context) {}
+
+  bool Check() {
+    if (cancelled_.load(std::memory_order_relaxed)) return true;
+    const int64_t now = absl::GetCurrentTimeNanos();
+    int64_t next = next_poll_nanos_.load(std::memory_order_relaxed);
+    if (now < next ||
+        !next_poll_nanos_.compare_exchange_strong(next, now + kCancellationPollIntervalNanos)) {
+      return false;  // polled recently, or another thread is polling now
+    }
+    if (context_->IsCancelled()) cancelled_.store(true, std::memory_order_relaxed);
+    return cancelled_.load(std::memory_order_relaxed);
+  }
+
+ private:
+  grpc::ServerContext* const context_;
+  std::atomic<int64_t> next_poll_nanos_{0};
+  std::atomic<bool> cancelled_{false};
+};
 
 absl::Status EmptyNameError(const char* field) {
   return absl::InvalidArgumentError(absl::StrCat(field, " (index name) must not be empty"));
@@ -461,7 +494,8 @@ absl::Status IndexServiceImpl::DoFindNeighbors(grpc::ServerContext* context,
   SearchParams params;
   params.num_threads = options_.search_threads;
   params.deadline = DeadlineOf(*context);
-  params.cancelled = [context] { return context->IsCancelled(); };
+  auto cancellation = std::make_shared<CancellationProbe>(context);
+  params.cancelled = [cancellation] { return cancellation->Check(); };
   std::vector<float> buffer;
   for (const auto& [key, members] : groups) {
     std::tie(params.k, params.partitions_to_search, params.prefix_dim, params.reorder_k,
