@@ -30,6 +30,7 @@
 #include "gtest/gtest.h"
 #include "proto/nestor.grpc.pb.h"
 #include "server/status_util.h"
+#include "tests/server/test_util.h"
 #include "tests/testing/status_matchers.h"
 
 namespace nestor::server {
@@ -43,14 +44,6 @@ using ::testing::StartsWith;
 
 constexpr int kDim = 16;
 constexpr int kNumVectors = 2000;
-
-std::vector<float> RandomVectors(int n, int dim, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<float> out(static_cast<size_t>(n) * dim);
-  for (float& x : out) x = normal(rng);
-  return out;
-}
 
 struct Expected {
   uint64_t id;

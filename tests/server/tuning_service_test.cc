@@ -24,6 +24,7 @@
 #include "proto/nestor.grpc.pb.h"
 #include "server/server.h"
 #include "server/status_util.h"
+#include "tests/server/test_util.h"
 #include "tests/testing/status_matchers.h"
 
 namespace nestor::server {
@@ -37,14 +38,6 @@ constexpr int kDim = 16;
 constexpr int kNumVectors = 3000;
 constexpr int kNumPartitions = 32;
 constexpr int kK = 10;
-
-std::vector<float> RandomVectors(int n, int dim, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<float> out(static_cast<size_t>(n) * dim);
-  for (float& x : out) x = normal(rng);
-  return out;
-}
 
 class TuningServiceTest : public ::testing::Test {
  protected:
