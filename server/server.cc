@@ -70,7 +70,10 @@ absl::StatusOr<std::unique_ptr<NestorServer>> NestorServer::Create(
   builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MIN_POLLERS, 1);
   builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, kMaxPollers);
   grpc::ResourceQuota quota("nestor-server");
-  quota.SetMaxThreads(static_cast<int>(config.grpc_threads()) + kMaxPollers + 1);
+  // Handler threads that have finished but not yet exited still count against the quota;
+  // under load that made RPCs below grpc_threads in flight fail (a flaky concurrency test
+  // on a loaded 2-core CI machine), so the quota leaves as many again for them.
+  quota.SetMaxThreads(2 * static_cast<int>(config.grpc_threads()) + kMaxPollers + 1);
   builder.SetResourceQuota(quota);
   builder.RegisterService(server->service_.get());
   builder.RegisterService(server->tuning_service_.get());

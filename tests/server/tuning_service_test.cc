@@ -248,7 +248,7 @@ TEST_F(TuningServiceTest, ConcurrentSearchesWhileApplyingSeeOneWholeSettingEach)
         absl::StatusOr<v1::FindNeighborsResponse> r = Find("live");
         searches.fetch_add(1);
         if (!r.ok()) {
-          not_ok.fetch_add(1);
+          if (not_ok.fetch_add(1) == 0) ADD_FAILURE() << "search failed: " << r.status();
           continue;
         }
         const std::string bytes = r->SerializeAsString();
