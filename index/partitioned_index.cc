@@ -38,6 +38,8 @@ constexpr size_t kKernelQueries = 64;
 // splitting them saves less than handing a chunk to a worker and splits the groups of
 // queries that share a partition's scan.
 constexpr size_t kMinBatchQueriesPerThread = 8;
+// Widest dense shortlist block (bytes per row; see PartitionedIndex::ScanCodes).
+constexpr int kMaxShortlistBlockBytes = 128;
 
 // (approximate key, partition << 32 | row) of an int8-scan candidate.
 using Candidate = std::pair<float, uint64_t>;
@@ -102,6 +104,16 @@ PartitionedIndex::PartitionedIndex(const IndexOptions& options) : Index(options)
     for (int m : options.matryoshka_dims) {
       if (m < d) norm_dims_.push_back(m);
     }
+    // Dense shortlist blocks: one per distinct code length of the short ladder prefixes.
+    const int full_length = (d + 63) / 64 * 64;
+    for (int m : options.matryoshka_dims) {
+      const int length = (m + 63) / 64 * 64;
+      if (length <= kMaxShortlistBlockBytes && length < full_length &&
+          std::find(block_lengths_.begin(), block_lengths_.end(), length) ==
+              block_lengths_.end()) {
+        block_lengths_.push_back(length);
+      }
+    }
   }
   absl::MutexLock lock(&mu_);
   partitions_.emplace_back(options.dimension, VectorRows::PaddedStride(options.dimension));
@@ -127,6 +139,9 @@ IndexStats PartitionedIndex::StatsImpl() const {
   uint64_t bytes = 0;
   for (const VectorRows& rows : partitions_) bytes += rows.memory_bytes();
   for (const CodeRows& codes : codes_) bytes += codes.memory_bytes();
+  for (const auto& blocks : shortlist_codes_) {
+    for (const CodeRows& block : blocks) bytes += block.memory_bytes();
+  }
   for (const auto& partition : prefix_norms_) {
     for (const auto& norms : partition) bytes += norms.capacity() * sizeof(float);
   }
@@ -191,6 +206,19 @@ void PartitionedIndex::EncodeInto(uint32_t p, size_t row, const float* vector) {
   } else {
     quantizer_.Encode(vector, code);
   }
+  std::vector<CodeRows>& blocks = shortlist_codes_[p];
+  for (size_t b = 0; b < blocks.size(); ++b) {
+    uint8_t* prefix =
+        row == static_cast<size_t>(-1) ? blocks[b].Append() : blocks[b].mutable_row(row);
+    std::memcpy(prefix, code, static_cast<size_t>(block_lengths_[b]));
+  }
+}
+
+const CodeRows& PartitionedIndex::ScanCodes(uint32_t p, int length) const {
+  for (size_t b = 0; b < block_lengths_.size(); ++b) {
+    if (block_lengths_[b] >= length) return shortlist_codes_[p][b];
+  }
+  return codes_[p];
 }
 
 int PartitionedIndex::NormSlot(int dim) const {
@@ -248,6 +276,7 @@ void PartitionedIndex::Erase(Location location) {
   VectorRows& rows = partitions_[location.partition];
   if (!codes_.empty()) {
     codes_[location.partition].SwapRemove(location.row);
+    for (CodeRows& block : shortlist_codes_[location.partition]) block.SwapRemove(location.row);
     for (auto& norms : prefix_norms_[location.partition]) {
       norms[location.row] = norms.back();
       norms.pop_back();
@@ -428,11 +457,14 @@ absl::Status PartitionedIndex::BuildImpl() {
   quantizer_ = std::move(quantizer);
   rotation_ = std::move(rotation);
   codes_.clear();
+  shortlist_codes_.clear();
   prefix_norms_.clear();
   if (quantizer_.trained()) {
     for (int c = 0; c < num_partitions; ++c) {
       codes_.emplace_back(quantizer_.code_stride());
       codes_.back().Reserve(counts[c]);
+      shortlist_codes_.push_back(NewShortlistBlocks());
+      for (CodeRows& block : shortlist_codes_.back()) block.Reserve(counts[c]);
       prefix_norms_.emplace_back(norm_dims_.size());
       for (auto& norms : prefix_norms_.back()) norms.reserve(counts[c]);
     }
@@ -675,7 +707,6 @@ std::vector<Neighbor> PartitionedIndex::Rerank(const float* q, int p, float q_in
 std::vector<Neighbor> PartitionedIndex::SearchOneInt8(
     const float* q, const SearchParams& params,
     absl::Span<const std::pair<float, uint32_t>> probes) const {
-  const int stride = quantizer_.code_stride();
   const int scan_dim = ScanDim(params);
   const int length = CodeLength(scan_dim);
   SearchScratch& scratch = Scratch();
@@ -690,11 +721,11 @@ std::vector<Neighbor> PartitionedIndex::SearchOneInt8(
   size_t size = 0;
   for (const auto& probe : probes) {
     const uint32_t p = probe.second;
-    const CodeRows& codes = codes_[p];
+    const CodeRows& codes = ScanCodes(p, length);
     const size_t n = codes.size();
     if (n == 0) continue;
     if (scratch.code_dots.size() < n) scratch.code_dots.resize(n);
-    kernels::DotU8I16Batch(codes.data(), static_cast<size_t>(stride), n,
+    kernels::DotU8I16Batch(codes.data(), static_cast<size_t>(codes.stride()), n,
                            scratch.weights.data(), length, scratch.code_dots.data());
     OfferInt8Scores(p, scan_dim, scratch.code_dots.data(), terms, keep, heap.data(), &size);
   }
@@ -933,7 +964,6 @@ absl::Status PartitionedIndex::SearchBatch(absl::Span<const float> queries,
 
     // 3. Scan each probed partition once for all its queries.
     if (int8_scan) {
-      const int stride = quantizer_.code_stride();
       const int scan_dim = ScanDim(params);
       const int length = CodeLength(scan_dim);
       const size_t keep = CandidatesToKeep(params);
@@ -947,7 +977,7 @@ absl::Status PartitionedIndex::SearchBatch(absl::Span<const float> queries,
       scratch.heap_sizes.assign(nq, 0);
       for (size_t c = 0; c < num_partitions; ++c) {
         const uint32_t first = starts[c], last = starts[c + 1];
-        const CodeRows& codes = codes_[c];
+        const CodeRows& codes = ScanCodes(static_cast<uint32_t>(c), length);
         const size_t n = codes.size();
         if (first == last || n == 0) continue;
         if (interruptible) RETURN_IF_ERROR(CheckInterrupted(params));
@@ -959,7 +989,7 @@ absl::Status PartitionedIndex::SearchBatch(absl::Span<const float> queries,
                 scratch.weights.data() + static_cast<size_t>(scratch.members[g + i]) * length;
           }
           if (scratch.code_dots.size() < ng * n) scratch.code_dots.resize(ng * n);
-          kernels::DotU8I16Multi(codes.data(), static_cast<size_t>(stride), n,
+          kernels::DotU8I16Multi(codes.data(), static_cast<size_t>(codes.stride()), n,
                                  scratch.weight_rows.data(), ng, length,
                                  scratch.code_dots.data());
           for (size_t i = 0; i < ng; ++i) {
@@ -1077,6 +1107,7 @@ absl::StatusOr<std::unique_ptr<PartitionedIndex>> PartitionedIndex::Deserialize(
       index->quantizer_ = ScalarQuantizer(std::move(offsets), std::move(scales));
       for (uint32_t b = 0; b < blocks; ++b) {
         index->codes_.emplace_back(index->quantizer_.code_stride());
+        index->shortlist_codes_.push_back(index->NewShortlistBlocks());
         index->prefix_norms_.emplace_back(index->norm_dims_.size());
       }
     }
@@ -1104,7 +1135,10 @@ absl::StatusOr<std::unique_ptr<PartitionedIndex>> PartitionedIndex::Deserialize(
     std::vector<DatapointId> ids(count);
     RETURN_IF_ERROR(reader.GetArray(ids.data(), count));
     index->partitions_[b].Reserve(count);
-    if (!index->codes_.empty()) index->codes_[b].Reserve(count);
+    if (!index->codes_.empty()) {
+      index->codes_[b].Reserve(count);
+      for (CodeRows& block : index->shortlist_codes_[b]) block.Reserve(count);
+    }
     for (uint64_t r = 0; r < count; ++r) {
       RETURN_IF_ERROR(reader.GetArray(vector.data(), d));
       if (index->location_of_.contains(ids[r])) {

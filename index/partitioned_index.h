@@ -58,6 +58,14 @@ namespace nestor {
 // query weights zero; the quantizer is per dimension, so prefix codes cost nothing extra)
 // and reorder at prefix_dim. The float rows are kept for reorder, GetVector and Save.
 //
+// Dense shortlist blocks. A short-prefix scan over the full code rows reads one cache
+// line every code_stride bytes, which defeats the hardware prefetcher. So for each
+// distinct code length L <= 128 bytes of a ladder prefix (matryoshka_dims; e.g. 64 for
+// 16, 32, 64 and 128 for 128) each partition also keeps the first L bytes of every code
+// row contiguously, and a scan on a prefix of at most L bytes walks the narrowest such
+// block instead (same bytes, so the same scores). Cost: L bytes per vector per block;
+// none without a ladder.
+//
 // Matryoshka prefixes and the funnel (MRL, Kusupati et al. NeurIPS 2022; AdANNS, Rege et
 // al. NeurIPS 2023). Allowed prefixes come from IndexOptions.matryoshka_dims. Partitions
 // are trained, assigned and routed on the first routing_dim coordinates (centroids are
@@ -264,9 +272,18 @@ class PartitionedIndex : public Index {
                      std::vector<std::pair<float, uint32_t>>* ranked) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // Appends the code of `vector` (normalized first under cosine) to partition `p`, or
-  // overwrites row `row` when it is not npos.
+  // overwrites row `row` when it is not npos; the same for its dense shortlist blocks.
   void EncodeInto(uint32_t p, size_t row, const float* vector)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The code rows a scan reading `length` bytes per row of partition `p` walks: the
+  // narrowest dense shortlist block at least `length` wide, else the full code rows.
+  const CodeRows& ScanCodes(uint32_t p, int length) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // One empty CodeRows per entry of block_lengths_.
+  std::vector<CodeRows> NewShortlistBlocks() const {
+    std::vector<CodeRows> blocks;
+    for (int length : block_lengths_) blocks.emplace_back(length);
+    return blocks;
+  }
   bool uses_codes() const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
     return built_ && options().code_type == CodeType::kInt8;
   }
@@ -282,6 +299,12 @@ class PartitionedIndex : public Index {
   // with partitions_. Empty otherwise.
   ScalarQuantizer quantizer_ ABSL_GUARDED_BY(mu_);
   std::vector<CodeRows> codes_ ABSL_GUARDED_BY(mu_);
+  // Row lengths (bytes, multiples of 64, ascending) of the dense shortlist blocks: the
+  // code lengths of the ladder prefixes up to 128 bytes; fixed at construction.
+  std::vector<int> block_lengths_;
+  // With codes: [partition][slot of block_lengths_], a copy of the first
+  // block_lengths_[slot] bytes of each code row, rows contiguous and in step with codes_.
+  std::vector<std::vector<CodeRows>> shortlist_codes_ ABSL_GUARDED_BY(mu_);
   // Dimensions below dimension() whose per-row squared prefix norms are kept (ladder dims,
   // or 16, 32, 64, ... with an empty ladder); fixed at construction.
   std::vector<int> norm_dims_;

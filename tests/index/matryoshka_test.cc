@@ -278,6 +278,78 @@ TEST(MatryoshkaSearchTest, TwoStageFunnelKeepsRecallAndBatchEqualsOneByOne) {
   }
 }
 
+// Dense shortlist blocks (the first 64 / 128 code bytes of each row kept contiguously for
+// ladder prefixes up to 128 bytes) hold the same bytes as the full code rows: a funnel
+// scan over them returns exactly what the same scan over the full rows returns (a twin
+// index with no ladder, which keeps no blocks), also after upserts, replacements that
+// move a vector to another partition, and removals.
+TEST(MatryoshkaSearchTest, DenseShortlistBlocksMatchFullCodeRows) {
+  constexpr int kWide = 256;
+  constexpr size_t kWideRows = 1500;
+  auto decaying = [](size_t n, uint64_t seed) {
+    std::vector<float> v = ClusteredVectors(n, kWide, 30, 0.3f, seed);
+    for (size_t i = 0; i < n; ++i) {
+      for (int j = 0; j < kWide; ++j) v[i * kWide + j] *= std::pow(0.98f, static_cast<float>(j));
+    }
+    return v;
+  };
+  const std::vector<float> data = decaying(kWideRows, 21);
+  const std::vector<float> queries = decaying(40, 22);
+  for (Metric metric : {Metric::kL2, Metric::kCosine}) {
+    IndexOptions options;
+    options.dimension = kWide;
+    options.metric = metric;
+    options.num_partitions = 12;
+    options.code_type = CodeType::kInt8;
+    IndexOptions laddered = options;
+    laddered.matryoshka_dims = {16, 64, 128};
+    auto index = MakeBuilt(laddered, data);
+    auto twin = MakeBuilt(options, data);
+    // Blocks of 64 and 128 bytes per vector; the twin keeps one more prefix norm per
+    // vector (its prefix norms are at 16, 32, 64 and 128, the ladder's at 16, 64, 128).
+    EXPECT_GE(index->stats().memory_bytes,
+              twin->stats().memory_bytes + kWideRows * (192 - sizeof(float)));
+
+    auto expect_same = [&](const std::string& when) {
+      for (int shortlist_dim : {16, 64, 128}) {
+        SearchParams params;
+        params.k = 10;
+        params.partitions_to_search = 12;
+        params.shortlist_dim = shortlist_dim;
+        params.shortlist_size = 15;
+        params.num_threads = 2;
+        const std::string what = absl::StrCat(MetricName(metric), " shortlist_dim=",
+                                              shortlist_dim, " ", when);
+        const auto got = MustSearch(*index, queries, params);
+        const auto want = MustSearch(*twin, queries, params);
+        ASSERT_THAT(got, SizeIs(want.size())) << what;
+        for (size_t q = 0; q < want.size(); ++q) {
+          EXPECT_EQ(Ids(got[q]), Ids(want[q])) << what << " query " << q;
+          const std::vector<float> one(queries.begin() + q * kWide,
+                                       queries.begin() + (q + 1) * kWide);
+          EXPECT_EQ(Ids(MustSearch(*index, one, params)[0]), Ids(want[q])) << what;
+        }
+      }
+    };
+    expect_same("after build");
+
+    // New ids, replaced ids (vectors of far-away rows, so most change partition), removals.
+    const std::vector<float> extra = decaying(200, 23);
+    std::vector<DatapointId> ids;
+    for (DatapointId i = 0; i < 100; ++i) ids.push_back(100000 + i);   // new
+    for (DatapointId i = 0; i < 100; ++i) ids.push_back(i * 7);         // replaced
+    for (auto* target : {index.get(), twin.get()}) {
+      ASSERT_THAT(target->Upsert(ids, extra), IsOk());
+      std::vector<DatapointId> gone;
+      for (DatapointId i = 0; i < 150; ++i) gone.push_back(i * 5 + 1);
+      auto removed = target->Remove(gone);
+      ASSERT_THAT(removed, IsOk());
+      EXPECT_EQ(*removed, 150u);
+    }
+    expect_same("after upserts and removals");
+  }
+}
+
 // Rotation at prefix_dim = dimension gives the un-rotated results (the rotation is
 // orthonormal); at a prefix it equals an exact index over the rotated data; GetVector
 // returns the original vectors.
