@@ -249,6 +249,24 @@ NESTOR_AVX512 int32_t DotU8I16Avx512(const uint8_t* codes, const int16_t* query,
 }
 
 // Four rows per pass share each query load.
+// Sums of four accumulators at once: returns {sum(a), sum(b), sum(c), sum(d)}.
+NESTOR_AVX512 inline __m128i HSum512x4(__m512i a, __m512i b, __m512i c, __m512i d) {
+  // Fold 512 -> 256 bits in each, then pair up with unpacks and add.
+  const __m256i a2 = _mm256_add_epi32(_mm512_castsi512_si256(a),
+                                      _mm512_maskz_extracti64x4_epi64(0xFF, a, 1));
+  const __m256i b2 = _mm256_add_epi32(_mm512_castsi512_si256(b),
+                                      _mm512_maskz_extracti64x4_epi64(0xFF, b, 1));
+  const __m256i c2 = _mm256_add_epi32(_mm512_castsi512_si256(c),
+                                      _mm512_maskz_extracti64x4_epi64(0xFF, c, 1));
+  const __m256i d2 = _mm256_add_epi32(_mm512_castsi512_si256(d),
+                                      _mm512_maskz_extracti64x4_epi64(0xFF, d, 1));
+  // hadd twice: lanes hold partial sums of a, b, c, d per 128-bit half.
+  const __m256i ab = _mm256_hadd_epi32(a2, b2);
+  const __m256i cd = _mm256_hadd_epi32(c2, d2);
+  const __m256i abcd = _mm256_hadd_epi32(ab, cd);
+  return _mm_add_epi32(_mm256_castsi256_si128(abcd), _mm256_extracti128_si256(abcd, 1));
+}
+
 NESTOR_AVX512 void DotU8I16BatchAvx512(const uint8_t* codes, size_t stride, size_t count,
                                        const int16_t* query, int n, int32_t* out) {
   size_t r = 0;
@@ -278,31 +296,10 @@ NESTOR_AVX512 void DotU8I16BatchAvx512(const uint8_t* codes, size_t stride, size
                                                          reinterpret_cast<const __m256i*>(c3 + j))),
                                                      q));
       }
-      out[r] = HSum512(a0);
-      out[r + 1] = HSum512(a1);
-      out[r + 2] = HSum512(a2);
-      out[r + 3] = HSum512(a3);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + r), HSum512x4(a0, a1, a2, a3));
     }
   }
   for (; r < count; ++r) out[r] = DotU8I16Avx512(codes + r * stride, query, n);
-}
-
-// Sums of four accumulators at once: returns {sum(a), sum(b), sum(c), sum(d)}.
-NESTOR_AVX512 inline __m128i HSum512x4(__m512i a, __m512i b, __m512i c, __m512i d) {
-  // Fold 512 -> 256 bits in each, then pair up with unpacks and add.
-  const __m256i a2 = _mm256_add_epi32(_mm512_castsi512_si256(a),
-                                      _mm512_maskz_extracti64x4_epi64(0xFF, a, 1));
-  const __m256i b2 = _mm256_add_epi32(_mm512_castsi512_si256(b),
-                                      _mm512_maskz_extracti64x4_epi64(0xFF, b, 1));
-  const __m256i c2 = _mm256_add_epi32(_mm512_castsi512_si256(c),
-                                      _mm512_maskz_extracti64x4_epi64(0xFF, c, 1));
-  const __m256i d2 = _mm256_add_epi32(_mm512_castsi512_si256(d),
-                                      _mm512_maskz_extracti64x4_epi64(0xFF, d, 1));
-  // hadd twice: lanes hold partial sums of a, b, c, d per 128-bit half.
-  const __m256i ab = _mm256_hadd_epi32(a2, b2);
-  const __m256i cd = _mm256_hadd_epi32(c2, d2);
-  const __m256i abcd = _mm256_hadd_epi32(ab, cd);
-  return _mm_add_epi32(_mm256_castsi256_si128(abcd), _mm256_extracti128_si256(abcd, 1));
 }
 
 // Four queries x four rows per pass (16 accumulators): each code row is loaded and
