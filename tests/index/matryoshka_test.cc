@@ -347,6 +347,22 @@ TEST(MatryoshkaSearchTest, DenseShortlistBlocksMatchFullCodeRows) {
       EXPECT_EQ(*removed, 150u);
     }
     expect_same("after upserts and removals");
+
+    // Blocks are rebuilt from the codes when a snapshot loads (both reloaded, so both
+    // hold exactly-sized buffers again).
+    for (auto* target : {&index, &twin}) {
+      const std::string dir = ::testing::TempDir() + "/dense_blocks_" +
+                              std::to_string(getpid()) + "_" + MetricName(metric);
+      ASSERT_THAT((*target)->Save(dir), IsOk());
+      auto loaded = LoadIndex(dir);
+      ASSERT_THAT(loaded, IsOk());
+      *target = std::move(loaded).value();
+      std::filesystem::remove_all(dir);
+    }
+    // (The twin's extra prefix-norm slot may hold up to twice its size in capacity.)
+    EXPECT_GE(index->stats().memory_bytes,
+              twin->stats().memory_bytes + index->size() * (192 - 2 * sizeof(float)));
+    expect_same("after save and load");
   }
 }
 
