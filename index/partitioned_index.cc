@@ -693,7 +693,27 @@ std::vector<Neighbor> PartitionedIndex::Rerank(const float* q, int p, float q_in
     for (size_t b = 0; b < bytes; b += 64) __builtin_prefetch(x + b);
   };
   for (size_t i = 0; i < kAhead; ++i) prefetch(i);
-  for (size_t i = 0; i < candidates.size(); ++i) {
+  size_t i = 0;
+  if (m == Metric::kL2) {
+    // Four rows per kernel call: their loads overlap (the same keys as FloatKey).
+    for (; i + 4 <= candidates.size(); i += 4) {
+      const float* rows4[4];
+      DatapointId ids4[4];
+      for (size_t j = 0; j < 4; ++j) {
+        prefetch(i + j + kAhead);
+        const uint64_t where = candidates[i + j].second;
+        const VectorRows& rows = partitions_[where >> 32];
+        rows4[j] = rows.row(static_cast<uint32_t>(where));
+        ids4[j] = rows.id(static_cast<uint32_t>(where));
+      }
+      float keys[4];
+      kernels::L2SqrRows4(q, rows4, p, keys);
+      for (size_t j = 0; j < 4; ++j) {
+        if (keys[j] <= top.threshold()) top.Push(keys[j], ids4[j]);
+      }
+    }
+  }
+  for (; i < candidates.size(); ++i) {
     prefetch(i + kAhead);
     const uint64_t where = candidates[i].second;
     const VectorRows& rows = partitions_[where >> 32];
