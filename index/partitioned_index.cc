@@ -695,21 +695,28 @@ std::vector<Neighbor> PartitionedIndex::Rerank(const float* q, int p, float q_in
   for (size_t i = 0; i < kAhead; ++i) prefetch(i);
   size_t i = 0;
   if (m == Metric::kL2) {
-    // Four rows per kernel call: their loads overlap (the same keys as FloatKey).
-    for (; i + 4 <= candidates.size(); i += 4) {
-      const float* rows4[4];
-      DatapointId ids4[4];
-      for (size_t j = 0; j < 4; ++j) {
-        prefetch(i + j + kAhead);
-        const uint64_t where = candidates[i + j].second;
-        const VectorRows& rows = partitions_[where >> 32];
-        rows4[j] = rows.row(static_cast<uint32_t>(where));
-        ids4[j] = rows.id(static_cast<uint32_t>(where));
-      }
-      float keys[4];
-      kernels::L2SqrRows4(q, rows4, p, keys);
-      for (size_t j = 0; j < 4; ++j) {
-        if (keys[j] <= top.threshold()) top.Push(keys[j], ids4[j]);
+    // Eight (then four) rows per kernel call: their loads overlap (the same keys as
+    // FloatKey, bit for bit).
+    for (const size_t group : {size_t{8}, size_t{4}}) {
+      for (; i + group <= candidates.size(); i += group) {
+        const float* group_rows[8];
+        DatapointId group_ids[8];
+        for (size_t j = 0; j < group; ++j) {
+          prefetch(i + j + kAhead);
+          const uint64_t where = candidates[i + j].second;
+          const VectorRows& rows = partitions_[where >> 32];
+          group_rows[j] = rows.row(static_cast<uint32_t>(where));
+          group_ids[j] = rows.id(static_cast<uint32_t>(where));
+        }
+        float keys[8];
+        if (group == 8) {
+          kernels::L2SqrRows8(q, group_rows, p, keys);
+        } else {
+          kernels::L2SqrRows4(q, group_rows, p, keys);
+        }
+        for (size_t j = 0; j < group; ++j) {
+          if (keys[j] <= top.threshold()) top.Push(keys[j], group_ids[j]);
+        }
       }
     }
   }

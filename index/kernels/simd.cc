@@ -504,18 +504,19 @@ NESTOR_AVX512 void DotRowsAvx512(const float* queries, size_t ldq, size_t num_qu
     for (size_t c = 0; c < count; ++c) out[i * count + c] = DotAvx512(queries + i * ldq, rows + c * ldr, d);
   }
 }
-// Four rows at once, each exactly as L2SqrAvx512 sums it (lanes [i, i+16) into acc0,
-// [i+16, i+32) into acc1, the same masked tail, the same final sum): the four rows'
-// loads are independent, so their cache misses overlap.
-NESTOR_AVX512 void L2SqrRows4Avx512(const float* q, const float* const* rows, int d,
-                                    float* out) {
-  __m512 acc0[4], acc1[4];
-  for (int r = 0; r < 4; ++r) acc0[r] = acc1[r] = _mm512_setzero_ps();
+// R rows at once, each exactly as L2SqrAvx512 sums it (lanes [i, i+16) into acc0,
+// [i+16, i+32) into acc1, the same masked tail, the same final sum): the rows' loads are
+// independent, so their cache misses overlap. 2R + 2 vector registers.
+template <int R>
+NESTOR_AVX512 void L2SqrRowsAvx512(const float* q, const float* const* rows, int d,
+                                   float* out) {
+  __m512 acc0[R], acc1[R];
+  for (int r = 0; r < R; ++r) acc0[r] = acc1[r] = _mm512_setzero_ps();
   int i = 0;
   for (; i + 32 <= d; i += 32) {
     const __m512 q0 = _mm512_loadu_ps(q + i);
     const __m512 q1 = _mm512_loadu_ps(q + i + 16);
-    for (int r = 0; r < 4; ++r) {
+    for (int r = 0; r < R; ++r) {
       const __m512 d0 = _mm512_sub_ps(q0, _mm512_loadu_ps(rows[r] + i));
       const __m512 d1 = _mm512_sub_ps(q1, _mm512_loadu_ps(rows[r] + i + 16));
       acc0[r] = _mm512_fmadd_ps(d0, d0, acc0[r]);
@@ -526,20 +527,20 @@ NESTOR_AVX512 void L2SqrRows4Avx512(const float* q, const float* const* rows, in
     const int left = d - i;
     const __mmask16 m0 = left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1);
     const __m512 q0 = _mm512_maskz_loadu_ps(m0, q + i);
-    for (int r = 0; r < 4; ++r) {
+    for (int r = 0; r < R; ++r) {
       const __m512 d0 = _mm512_sub_ps(q0, _mm512_maskz_loadu_ps(m0, rows[r] + i));
       acc0[r] = _mm512_fmadd_ps(d0, d0, acc0[r]);
     }
     if (left > 16) {
       const __mmask16 m1 = __mmask16((1u << (left - 16)) - 1);
       const __m512 q1 = _mm512_maskz_loadu_ps(m1, q + i + 16);
-      for (int r = 0; r < 4; ++r) {
+      for (int r = 0; r < R; ++r) {
         const __m512 d1 = _mm512_sub_ps(q1, _mm512_maskz_loadu_ps(m1, rows[r] + i + 16));
         acc1[r] = _mm512_fmadd_ps(d1, d1, acc1[r]);
       }
     }
   }
-  for (int r = 0; r < 4; ++r) out[r] = HSum512f(_mm512_add_ps(acc0[r], acc1[r]));
+  for (int r = 0; r < R; ++r) out[r] = HSum512f(_mm512_add_ps(acc0[r], acc1[r]));
 }
 #endif  // NESTOR_X86
 
@@ -635,22 +636,31 @@ DotU8I16MultiFn DotU8I16MultiFor(SimdPath path) {
   return DotU8I16MultiPortable;
 }
 
-template <FloatKernelFn kL2>
-void L2SqrRows4OneByOne(const float* q, const float* const* rows, int d, float* out) {
-  for (int r = 0; r < 4; ++r) out[r] = kL2(q, rows[r], d);
+template <int R, FloatKernelFn kL2>
+void L2SqrRowsOneByOne(const float* q, const float* const* rows, int d, float* out) {
+  for (int r = 0; r < R; ++r) out[r] = kL2(q, rows[r], d);
 }
 
-L2SqrRows4Fn L2SqrRows4For(SimdPath path) {
+template <int R>
+L2SqrRowsFn L2SqrRowsFor(SimdPath path) {
 #if NESTOR_X86
-  if (path == SimdPath::kAvx512) return L2SqrRows4Avx512;
-  if (path == SimdPath::kAvx2) return L2SqrRows4OneByOne<L2SqrAvx2>;
+  if (path == SimdPath::kAvx512) return L2SqrRowsAvx512<R>;
+  if (path == SimdPath::kAvx2) return L2SqrRowsOneByOne<R, L2SqrAvx2>;
 #endif
   (void)path;
-  return L2SqrRows4OneByOne<L2SqrPortable>;
+  return L2SqrRowsOneByOne<R, L2SqrPortable>;
 }
 
+L2SqrRowsFn L2SqrRows4For(SimdPath path) { return L2SqrRowsFor<4>(path); }
+L2SqrRowsFn L2SqrRows8For(SimdPath path) { return L2SqrRowsFor<8>(path); }
+
 void L2SqrRows4(const float* q, const float* const* rows, int d, float* out) {
-  static const L2SqrRows4Fn fn = L2SqrRows4For(ActivePath());
+  static const L2SqrRowsFn fn = L2SqrRows4For(ActivePath());
+  fn(q, rows, d, out);
+}
+
+void L2SqrRows8(const float* q, const float* const* rows, int d, float* out) {
+  static const L2SqrRowsFn fn = L2SqrRows8For(ActivePath());
   fn(q, rows, d, out);
 }
 

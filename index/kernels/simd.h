@@ -69,14 +69,16 @@ using FloatKernelFn = float (*)(const float* a, const float* b, int d);
 FloatKernelFn DotFor(SimdPath path);
 FloatKernelFn L2SqrFor(SimdPath path);
 
-// Squared L2 distances from `q` to four rows of `d` floats: out[r] = L2SqrFor(path)(q,
-// rows[r], d), bit for bit (same accumulation order). The AVX-512 path interleaves the
-// four rows' loads so their cache misses overlap (the exact reorder's scattered rows);
-// the others call L2SqrFor(path) four times.
-using L2SqrRows4Fn = void (*)(const float* q, const float* const* rows, int d, float* out);
-L2SqrRows4Fn L2SqrRows4For(SimdPath path);
-// L2SqrRows4For(ActivePath()).
+// Squared L2 distances from `q` to 4 (or 8) rows of `d` floats: out[r] =
+// L2SqrFor(path)(q, rows[r], d), bit for bit (same accumulation order). The AVX-512 path
+// interleaves the rows' loads so their cache misses overlap (the exact reorder's
+// scattered rows); the others call L2SqrFor(path) row by row.
+using L2SqrRowsFn = void (*)(const float* q, const float* const* rows, int d, float* out);
+L2SqrRowsFn L2SqrRows4For(SimdPath path);
+L2SqrRowsFn L2SqrRows8For(SimdPath path);
+// The active path's L2SqrRows4For / L2SqrRows8For.
 void L2SqrRows4(const float* q, const float* const* rows, int d, float* out);
+void L2SqrRows8(const float* q, const float* const* rows, int d, float* out);
 
 // Dot products of `num_queries` queries (rows of `queries`, `ldq` floats apart) with
 // `count` rows (`ldr` floats apart) over the first `d` coordinates:

@@ -156,20 +156,25 @@ TEST(SimdKernelsTest, DotRowsIsBitIdenticalToDotOnEveryPath) {
   }
 }
 
-TEST(SimdKernelsTest, L2SqrRows4IsBitIdenticalToL2SqrOnEveryPath) {
+TEST(SimdKernelsTest, L2SqrRowsIsBitIdenticalToL2SqrOnEveryPath) {
   std::mt19937_64 rng(23);
   std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
   for (int d : {1, 7, 16, 17, 31, 32, 33, 63, 64, 784, 1000}) {
-    std::vector<float> q(d), r(4 * static_cast<size_t>(d));
+    std::vector<float> q(d), r(8 * static_cast<size_t>(d));
     for (float& x : q) x = uniform(rng);
     for (float& x : r) x = uniform(rng);
-    const float* rows[4] = {r.data() + 2 * d, r.data(), r.data() + 3 * d, r.data() + d};
+    // Rows out of memory order.
+    const float* rows[8];
+    for (int i = 0; i < 8; ++i) rows[i] = r.data() + static_cast<size_t>((i * 5) % 8) * d;
     for (SimdPath path : SupportedPaths()) {
-      float got[4] = {-1.0f, -1.0f, -1.0f, -1.0f};
-      L2SqrRows4For(path)(q.data(), rows, d, got);
-      for (int i = 0; i < 4; ++i) {
-        EXPECT_EQ(got[i], L2SqrFor(path)(q.data(), rows[i], d))
-            << SimdPathName(path) << " d=" << d << " row " << i;
+      float got4[4] = {-1.0f, -1.0f, -1.0f, -1.0f};
+      float got8[8] = {-1.0f, -1.0f, -1.0f, -1.0f, -1.0f, -1.0f, -1.0f, -1.0f};
+      L2SqrRows4For(path)(q.data(), rows, d, got4);
+      L2SqrRows8For(path)(q.data(), rows, d, got8);
+      for (int i = 0; i < 8; ++i) {
+        const float want = L2SqrFor(path)(q.data(), rows[i], d);
+        if (i < 4) EXPECT_EQ(got4[i], want) << SimdPathName(path) << " d=" << d << " row " << i;
+        EXPECT_EQ(got8[i], want) << SimdPathName(path) << " d=" << d << " row " << i;
       }
     }
   }
