@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <string>
 
 #include "absl/container/flat_hash_set.h"
@@ -17,11 +18,26 @@ namespace {
 
 // Every value finite; names the first offending row and column.
 absl::Status CheckFinite(absl::Span<const float> values, int dimension, absl::string_view what) {
-  for (size_t i = 0; i < values.size(); ++i) {
-    if (!std::isfinite(values[i])) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(what, " row ", i / dimension, " column ", i % dimension,
-                       " is not finite (", values[i], "); expected finite floats"));
+  // A float is NaN or infinite exactly when its exponent bits are all ones. Blocks are
+  // tested with a branch-free OR (which the compiler vectorizes); only a block that has
+  // a bad value is searched for the first one.
+  constexpr uint32_t kExponent = 0x7f800000u;
+  constexpr size_t kBlock = 256;
+  for (size_t b = 0; b < values.size(); b += kBlock) {
+    const size_t end = std::min(values.size(), b + kBlock);
+    uint32_t bad = 0;
+    for (size_t i = b; i < end; ++i) {
+      uint32_t bits;
+      std::memcpy(&bits, &values[i], sizeof(bits));
+      bad |= static_cast<uint32_t>((bits & kExponent) == kExponent);
+    }
+    if (bad == 0) continue;
+    for (size_t i = b; i < end; ++i) {
+      if (!std::isfinite(values[i])) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(what, " row ", i / dimension, " column ", i % dimension,
+                         " is not finite (", values[i], "); expected finite floats"));
+      }
     }
   }
   return absl::OkStatus();

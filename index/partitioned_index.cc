@@ -872,11 +872,9 @@ void PartitionedIndex::ScoreCentroids(const float* q_block, size_t nq, int p,
                 0.0f, dots, static_cast<int>(num_partitions));
     return;
   }
-  for (size_t i = 0; i < nq; ++i) {
-    for (size_t c = 0; c < num_partitions; ++c) {
-      dots[i * num_partitions + c] = Dot(q_block + i * d, centroids_.data() + c * d, p);
-    }
-  }
+  // Bit for bit the Dot of each pair (kernels::DotRows), several centroids per pass.
+  kernels::DotRows(q_block, static_cast<size_t>(d), nq, centroids_.data(),
+                   static_cast<size_t>(d), num_partitions, p, dots);
 }
 
 absl::Status PartitionedIndex::SearchOne(const float* q, const SearchParams& params,

@@ -500,8 +500,38 @@ NESTOR_AVX512 void DotRowsAvx512(const float* queries, size_t ldq, size_t num_qu
       out[(i + 1) * count + c] = DotAvx512(q1, rows + c * ldr, d);
     }
   }
+  // A last single query: four rows per pass (their loads overlap), each summed exactly
+  // as DotAvx512 sums it.
   for (; i < num_queries; ++i) {
-    for (size_t c = 0; c < count; ++c) out[i * count + c] = DotAvx512(queries + i * ldq, rows + c * ldr, d);
+    const float* q0 = queries + i * ldq;
+    size_t c = 0;
+    for (; c + 4 <= count; c += 4) {
+      const float* r[4] = {rows + c * ldr, rows + (c + 1) * ldr, rows + (c + 2) * ldr,
+                           rows + (c + 3) * ldr};
+      __m512 a0[4], a1[4];
+      for (int y = 0; y < 4; ++y) a0[y] = a1[y] = _mm512_setzero_ps();
+      for (int j = 0; j < body; j += 32) {
+        const __m512 q00 = _mm512_loadu_ps(q0 + j), q01 = _mm512_loadu_ps(q0 + j + 16);
+        for (int y = 0; y < 4; ++y) {
+          a0[y] = _mm512_fmadd_ps(q00, _mm512_loadu_ps(r[y] + j), a0[y]);
+          a1[y] = _mm512_fmadd_ps(q01, _mm512_loadu_ps(r[y] + j + 16), a1[y]);
+        }
+      }
+      if (left > 0) {
+        const __m512 q00 = _mm512_maskz_loadu_ps(m0, q0 + body);
+        for (int y = 0; y < 4; ++y) {
+          a0[y] = _mm512_fmadd_ps(q00, _mm512_maskz_loadu_ps(m0, r[y] + body), a0[y]);
+        }
+        if (left > 16) {
+          const __m512 q01 = _mm512_maskz_loadu_ps(m1, q0 + body + 16);
+          for (int y = 0; y < 4; ++y) {
+            a1[y] = _mm512_fmadd_ps(q01, _mm512_maskz_loadu_ps(m1, r[y] + body + 16), a1[y]);
+          }
+        }
+      }
+      for (int y = 0; y < 4; ++y) out[i * count + c + y] = HSum512f(_mm512_add_ps(a0[y], a1[y]));
+    }
+    for (; c < count; ++c) out[i * count + c] = DotAvx512(q0, rows + c * ldr, d);
   }
 }
 // R rows at once, each exactly as L2SqrAvx512 sums it (lanes [i, i+16) into acc0,
