@@ -669,9 +669,20 @@ void PartitionedIndex::OfferInt8Scores(uint32_t p, int scan_dim, const int32_t* 
         keys[r] = -(static_cast<float>(dots[r0 + r]) * scale + bias);
       }
     }
+    // Once the heap is full, most blocks hold no key that can enter: count the keys at or
+    // below the heap's worst (a vectorized compare) and skip the block when there are none.
+    bool full = *size == keep;
+    float bound = full ? heap[0].first : 0.0f;
+    if (full) {
+      int below = 0;
+      for (size_t r = 0; r < nb; ++r) below += keys[r] <= bound ? 1 : 0;
+      if (below == 0) continue;
+    }
     for (size_t r = 0; r < nb; ++r) {
-      if (*size == keep && keys[r] > heap[0].first) continue;
+      if (full && keys[r] > bound) continue;
       OfferCandidate(heap, size, keep, Candidate(keys[r], base | (r0 + r)));
+      full = *size == keep;
+      if (full) bound = heap[0].first;
     }
   }
 }
