@@ -445,9 +445,8 @@ int main(int argc, char** argv) {
                  "Funnel scan dimensions to search, comma-separated, e.g. 0,32,64,128 "
                  "(0 = funnel off: the full-dimension scan over reorder_k; each d > 0 must "
                  "be allowed by the index's matryoshka_dims; one trace per d). Default: 0 "
-                 "only. A chosen funnel point is reported for per-query use "
-                 "(shortlist_dim/shortlist_size on each query); ApplyTuning installs only "
-                 "partitions_to_search and reorder_k")
+                 "only. ApplyTuning / --tuning_file install a chosen funnel point as the "
+                 "index's default funnel for queries at the full dimension")
       ->delimiter(',');
   app.add_option("--shortlist_sizes", f.shortlist_sizes,
                  "Funnel candidate counts tried with every --shortlist_dims d > 0, "
