@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
+#include <fstream>
 #include <random>
 #include <string>
 #include <thread>
@@ -21,6 +22,7 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "index/index_factory.h"
 #include "proto/nestor.grpc.pb.h"
 #include "server/server.h"
 #include "server/status_util.h"
@@ -545,6 +547,94 @@ TEST_F(TuningServiceTest, BadFunnelSettingsAreInvalidArgumentAndChangeNothing) {
   absl::StatusOr<v1::FindNeighborsResponse> after = Find("mrl");
   ASSERT_THAT(after, IsOk());
   EXPECT_EQ(after->SerializeAsString(), before->SerializeAsString());
+}
+
+TEST_F(TuningServiceTest, TunedDefaultsSurviveARestart) {
+  CreateLoadedIndex("mrl", kNumPartitions, kLadder);
+  CreateLoadedIndex("plain", kNumPartitions);
+  absl::StatusOr<v1::FindNeighborsResponse> explicit_funnel =
+      FindWith("mrl", {.partitions_to_search = kFunnelP, .shortlist_dim = kFunnelDim,
+                       .shortlist_size = kFunnelSize});
+  absl::StatusOr<v1::FindNeighborsResponse> untuned = Find("mrl");
+  absl::StatusOr<v1::FindNeighborsResponse> plain_explicit = Find("plain", 9, 15);
+  for (const auto* r : {&explicit_funnel, &untuned, &plain_explicit}) ASSERT_THAT(*r, IsOk());
+  ASSERT_NE(untuned->SerializeAsString(), explicit_funnel->SerializeAsString());
+  ASSERT_THAT(Apply("mrl", FunnelResult(kFunnelP, kFunnelDim, kFunnelSize)), IsOk());
+  ASSERT_THAT(Apply("plain", Result(9, 15)), IsOk());
+  // SaveIndex writes "mrl" now; "plain" is saved by the shutdown, as on SIGTERM.
+  {
+    v1::SaveIndexRequest save;
+    save.set_name("mrl");
+    v1::SaveIndexResponse response;
+    grpc::ClientContext context;
+    ASSERT_THAT(FromGrpcStatus(index_stub_->SaveIndex(&context, save, &response)), IsOk());
+  }
+  StopServer();
+
+  ASSERT_THAT(StartServer(), IsOk());
+  absl::StatusOr<v1::IndexInfo> info = GetIndex("mrl");
+  ASSERT_THAT(info, IsOk());
+  EXPECT_EQ(info->tuned_partitions_to_search(), static_cast<uint32_t>(kFunnelP));
+  EXPECT_EQ(info->tuned_reorder_k(), 0u);
+  EXPECT_EQ(info->tuned_shortlist_dim(), static_cast<uint32_t>(kFunnelDim));
+  EXPECT_EQ(info->tuned_shortlist_size(), static_cast<uint32_t>(kFunnelSize));
+  absl::StatusOr<v1::FindNeighborsResponse> tuned = Find("mrl");
+  ASSERT_THAT(tuned, IsOk());
+  EXPECT_EQ(tuned->SerializeAsString(), explicit_funnel->SerializeAsString());
+  info = GetIndex("plain");
+  ASSERT_THAT(info, IsOk());
+  EXPECT_EQ(info->tuned_partitions_to_search(), 9u);
+  EXPECT_EQ(info->tuned_reorder_k(), 15u);
+  EXPECT_EQ(info->tuned_shortlist_dim(), 0u);
+  absl::StatusOr<v1::FindNeighborsResponse> plain_tuned = Find("plain");
+  ASSERT_THAT(plain_tuned, IsOk());
+  EXPECT_EQ(plain_tuned->SerializeAsString(), plain_explicit->SerializeAsString());
+  StopServer();
+
+  // --tuning_file at start replaces what was saved.
+  const std::string path = (data_dir_ / "override.textproto").string();
+  {
+    std::ofstream out(path);
+    out << "dimension: 16 metric: METRIC_L2 code_type: CODE_TYPE_INT8 num_partitions: 32\n"
+        << "chosen { partitions_to_search: 3 reorder_k: 20 }\n";
+  }
+  ASSERT_THAT(StartServer({"mrl=" + path}), IsOk());
+  info = GetIndex("mrl");
+  ASSERT_THAT(info, IsOk());
+  EXPECT_EQ(info->tuned_partitions_to_search(), 3u);
+  EXPECT_EQ(info->tuned_reorder_k(), 20u);
+  EXPECT_EQ(info->tuned_shortlist_dim(), 0u);
+  EXPECT_EQ(info->tuned_shortlist_size(), 0u);
+  absl::StatusOr<v1::FindNeighborsResponse> overridden = Find("mrl");
+  absl::StatusOr<v1::FindNeighborsResponse> overridden_explicit = Find("mrl", 3, 20);
+  ASSERT_THAT(overridden, IsOk());
+  ASSERT_THAT(overridden_explicit, IsOk());
+  EXPECT_EQ(overridden->SerializeAsString(), overridden_explicit->SerializeAsString());
+  // "plain" keeps its saved tuning.
+  info = GetIndex("plain");
+  ASSERT_THAT(info, IsOk());
+  EXPECT_EQ(info->tuned_partitions_to_search(), 9u);
+}
+
+TEST_F(TuningServiceTest, SavedTunedDefaultsTheIndexRefusesAreDroppedAtLoad) {
+  CreateLoadedIndex("mrl", kNumPartitions, kLadder);
+  absl::StatusOr<v1::FindNeighborsResponse> untuned = Find("mrl");
+  ASSERT_THAT(untuned, IsOk());
+  StopServer();
+  // Rewrite the snapshot with defaults no index of 32 partitions accepts.
+  const std::string dir = (data_dir_ / "mrl").string();
+  absl::StatusOr<std::unique_ptr<Index>> index = LoadIndex(dir);
+  ASSERT_THAT(index, IsOk());
+  ASSERT_THAT((*index)->Save(dir, {.partitions_to_search = kNumPartitions + 1, .reorder_k = 20}),
+              IsOk());
+  ASSERT_THAT(StartServer(), IsOk());
+  absl::StatusOr<v1::IndexInfo> info = GetIndex("mrl");
+  ASSERT_THAT(info, IsOk());
+  EXPECT_EQ(info->tuned_partitions_to_search(), 0u);
+  EXPECT_EQ(info->tuned_reorder_k(), 0u);
+  absl::StatusOr<v1::FindNeighborsResponse> loaded = Find("mrl");
+  ASSERT_THAT(loaded, IsOk());
+  EXPECT_EQ(loaded->SerializeAsString(), untuned->SerializeAsString());
 }
 
 }  // namespace
