@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
@@ -29,6 +31,7 @@
 #include "index/index_factory.h"
 #include "nlohmann/json.hpp"
 #include "tuning/autotuner.h"
+#include "tuning/trace.h"
 
 namespace nestor::bench {
 namespace {
@@ -62,6 +65,8 @@ struct Choice {
   int shortlist_size = 0;
   int nprobe = 0;
   std::optional<double> predicted_recall;
+  // Standard error of predicted_recall over the tuning queries (nestor-tuner only).
+  std::optional<double> predicted_stderr;
   double tuning_seconds = 0;
   Measured held_out;
 };
@@ -97,24 +102,69 @@ Measured FromPoint(const tuning::OperatingPoint& p) {
   return m;
 }
 
+// Builds an index of every row of `base` (id = row number). The rows listed in
+// `held_back` (the tuning queries sampled from the data) are not there when Build trains
+// the partitions and the int8 quantizer: they are upserted after it, into their nearest
+// partitions without retraining, so the tuning queries are in the database (and left out
+// of their own results) but unseen by training, like the held-out queries.
 std::unique_ptr<Index> BuildIndex(const client::FloatMatrix& base, const IndexOptions& options,
+                                  const std::vector<DatapointId>& held_back,
                                   double* build_seconds) {
   auto index = CreateIndex(options);
   if (!index.ok()) {
     std::fprintf(stderr, "nestor: %s\n", index.status().ToString().c_str());
     return nullptr;
   }
-  std::vector<DatapointId> ids(base.rows);
-  std::iota(ids.begin(), ids.end(), DatapointId{0});
+  const int d = static_cast<int>(base.cols);
+  std::vector<bool> later(base.rows, false);
+  for (DatapointId id : held_back) later[id] = true;
+  std::vector<DatapointId> ids, late_ids;
+  std::vector<float> rows, late_rows;
+  ids.reserve(base.rows - held_back.size());
+  rows.reserve(ids.capacity() * d);
+  for (int64_t r = 0; r < base.rows; ++r) {
+    (later[r] ? late_ids : ids).push_back(static_cast<DatapointId>(r));
+    std::vector<float>& to = later[r] ? late_rows : rows;
+    to.insert(to.end(), base.row(r), base.row(r) + d);
+  }
   const auto start = Clock::now();
-  absl::Status status = (*index)->Upsert(ids, base.data);
+  absl::Status status = (*index)->Upsert(ids, rows);
   if (status.ok()) status = (*index)->Build();
+  if (status.ok() && !late_ids.empty()) status = (*index)->Upsert(late_ids, late_rows);
   if (!status.ok()) {
     std::fprintf(stderr, "nestor: %s\n", status.ToString().c_str());
     return nullptr;
   }
   *build_seconds = SecondsSince(start);
   return std::move(*index);
+}
+
+// The standard error of the recall@k the tuner predicts for (p, r) or the funnel (p, sd,
+// ss): the standard deviation of the per-query recall over the tuning queries divided by
+// the square root of their number, from the same kind of trace the tuner predicts with.
+// It is the sampling error of the tuning sample: unseen queries' recall differs from the
+// prediction by about this much (1,000 queries at recall 0.95: about 0.003).
+absl::StatusOr<double> PredictedRecallStdErr(const Index& index, absl::Span<const float> tq,
+                                             absl::Span<const DatapointId> truth, int k,
+                                             absl::Span<const DatapointId> self_ids, int p,
+                                             int r, int sd, int ss) {
+  absl::StatusOr<tuning::Trace> trace =
+      tuning::BuildIndexTrace(index, tq, truth, k, p, self_ids, sd);
+  if (!trace.ok()) return trace.status();
+  const uint32_t candidates = static_cast<uint32_t>(std::max(sd > 0 ? ss : r, k));
+  double sum = 0, sum_squares = 0;
+  for (const tuning::QueryTrace& q : trace->queries) {
+    int found = 0;
+    for (const tuning::NeighborTrace& n : q.neighbors) {
+      found += n.reachable_at(p) && n.CodeRank(p) < candidates;
+    }
+    const double recall = static_cast<double>(found) / k;
+    sum += recall;
+    sum_squares += recall * recall;
+  }
+  const double nq = static_cast<double>(trace->queries.size());
+  const double mean = sum / nq;
+  return std::sqrt(std::max(0.0, sum_squares / nq - mean * mean) / nq);
 }
 
 // Recall@k of FAISS results for queries drawn from the data (leave-one-out): each query
@@ -324,7 +374,8 @@ int RunTuneBench(int argc, char** argv) {
               "%d tuning queries %s (seed %lu), k=%d\n",
               dataset.c_str(), static_cast<long>(n), static_cast<long>(test->rows), tune_queries,
               test_tail ? "from the tail of the test set (disjoint from the held-out ones)"
-                        : "sampled from train (leave-one-out)",
+                        : "sampled from train (leave-one-out; held out of the builds' "
+                          "training, added after it)",
               static_cast<unsigned long>(seed), k);
 
   // Ground truth of both query sets from Nestor's exact index.
@@ -334,7 +385,7 @@ int RunTuneBench(int argc, char** argv) {
     IndexOptions exact_options;
     exact_options.dimension = d;
     double unused = 0;
-    std::unique_ptr<Index> exact = BuildIndex(*base, exact_options, &unused);
+    std::unique_ptr<Index> exact = BuildIndex(*base, exact_options, {}, &unused);
     if (exact == nullptr) return 1;
     SearchParams params;
     params.k = k;
@@ -372,7 +423,7 @@ int RunTuneBench(int argc, char** argv) {
       options.matryoshka_dims = {16, 32, 64, 128, 256};
       options.routing_dim = routing_dim;
     }
-    b.index = BuildIndex(*base, options, &b.build_seconds);
+    b.index = BuildIndex(*base, options, self_ids, &b.build_seconds);
     if (b.index == nullptr) return 1;
     b.memory_bytes = static_cast<double>(b.index->stats().memory_bytes);
     b.p_axis = tuning::DefaultPartitionsAxis(tuning::DefaultMaxPartitions(num_partitions));
@@ -454,13 +505,23 @@ int RunTuneBench(int argc, char** argv) {
     if (c.found) {
       c.settings = settings_of(c.build, c.partitions_to_search, c.reorder_k, c.shortlist_dim,
                                c.shortlist_size);
+      // Outside the tuner's time: a report of its sampling error, not part of tuning.
+      auto se = PredictedRecallStdErr(*builds[c.build].index, tq, tune_truth, k, self_ids,
+                                      c.partitions_to_search, c.reorder_k, c.shortlist_dim,
+                                      c.shortlist_size);
+      if (!se.ok()) {
+        std::fprintf(stderr, "standard error: %s\n", se.status().ToString().c_str());
+        return 1;
+      }
+      c.predicted_stderr = *se;
     } else {
       c.note = absl::StrJoin(errors, "; ");
     }
-    std::printf("nestor-tuner target %.2f: %s predicted recall %.4f, tuned in %.2f s%s%s\n",
+    std::printf("nestor-tuner target %.2f: %s predicted recall %.4f (standard error %.4f), "
+                "tuned in %.2f s%s%s\n",
                 target, c.found ? c.settings.c_str() : "none",
-                c.predicted_recall.value_or(0), c.tuning_seconds, c.found ? "" : " -- ",
-                c.note.c_str());
+                c.predicted_recall.value_or(0), c.predicted_stderr.value_or(0),
+                c.tuning_seconds, c.found ? "" : " -- ", c.note.c_str());
     std::fflush(stdout);
     choices.push_back(c);
   }
@@ -522,7 +583,18 @@ int RunTuneBench(int argc, char** argv) {
     faiss::IndexFlatL2 quantizer(d);
     faiss::IndexIVFFlat ivf(&quantizer, d, faiss_nlist);
     auto start = Clock::now();
-    ivf.train(n, base->data.data());
+    {
+      // Trained without the tuning queries sampled from the data, as the Nestor builds
+      // are; every row is added.
+      std::vector<bool> tuning_row(n, false);
+      for (DatapointId id : self_ids) tuning_row[id] = true;
+      std::vector<float> training;
+      training.reserve(static_cast<size_t>(n - self_ids.size()) * d);
+      for (int64_t r = 0; r < n; ++r) {
+        if (!tuning_row[r]) training.insert(training.end(), base->row(r), base->row(r) + d);
+      }
+      ivf.train(static_cast<FaissId>(training.size() / d), training.data());
+    }
     ivf.add(n, base->data.data());
     const double faiss_build_seconds = SecondsSince(start);
     faiss::ParameterSpace space;
@@ -615,24 +687,26 @@ int RunTuneBench(int argc, char** argv) {
     std::printf("\nTune: recall@10 targets on %ld held-out queries (QPS: one thread, one query "
                 "per call; Nestor choices re-measured head-to-head, best of %d)\n",
                 static_cast<long>(test->rows), repeats);
-    std::printf("%-6s | %-14s | %-22s | %-9s | %-8s | %8s | %8s | %9s | %9s\n", "target",
+    std::printf("(predicted: on the tuning queries, +- its standard error over them)\n");
+    std::printf("%-6s | %-14s | %-22s | %-15s | %-8s | %8s | %8s | %9s | %9s\n", "target",
                 "method", "settings", "predicted", "held-out", "QPS", "QPS/grid", "tuning s",
                 "time/grid");
     for (double target : targets) {
       const Choice* g = grid_choice(target);
       for (const Choice& c : choices) {
         if (c.target != target) continue;
-        const std::string predicted =
+        std::string predicted =
             c.predicted_recall ? absl::StrFormat("%.4f", *c.predicted_recall) : "-";
+        if (c.predicted_stderr) absl::StrAppendFormat(&predicted, " +-%.4f", *c.predicted_stderr);
         if (!c.found) {
-          std::printf("%-6.2f | %-14s | %-22s | %-9s | %-8s | %8s | %8s | %9.2f | %9s  (%s)\n",
+          std::printf("%-6.2f | %-14s | %-22s | %-15s | %-8s | %8s | %8s | %9.2f | %9s  (%s)\n",
                       target, c.method.c_str(), "none", predicted.c_str(), "-", "-", "-",
                       c.tuning_seconds, "-", c.note.c_str());
           continue;
         }
         const std::string qps_ratio =
             g != nullptr ? absl::StrFormat("%.3f", c.held_out.qps / g->held_out.qps) : "-";
-        std::printf("%-6.2f | %-14s | %-22s | %-9s | %-8.4f | %8.0f | %8s | %9.2f | %9.4f\n",
+        std::printf("%-6.2f | %-14s | %-22s | %-15s | %-8.4f | %8.0f | %8s | %9.2f | %9.4f\n",
                     target, c.method.c_str(), c.settings.c_str(), predicted.c_str(),
                     c.held_out.recall, c.held_out.qps, qps_ratio.c_str(), c.tuning_seconds,
                     c.tuning_seconds / grid_seconds);
@@ -649,9 +723,11 @@ int RunTuneBench(int argc, char** argv) {
         std::printf("  target %.2f: MISS tuner found no setting\n", target);
         continue;
       }
-      std::printf("  target %.2f: %s held-out recall %.4f >= %.4f (target - 0.005)\n", target,
-                  Verdict(t->held_out.recall >= target - 0.005), t->held_out.recall,
-                  target - 0.005);
+      std::printf("  target %.2f: %s held-out recall %.4f >= %.4f (target - 0.005); predicted "
+                  "%.4f, standard error %.4f\n",
+                  target, Verdict(t->held_out.recall >= target - 0.005), t->held_out.recall,
+                  target - 0.005, t->predicted_recall.value_or(0),
+                  t->predicted_stderr.value_or(0));
       if (g != nullptr) {
         std::printf("  target %.2f: %s tuner QPS %.0f >= 0.95 x grid QPS %.0f (ratio %.3f)\n",
                     target, Verdict(t->held_out.qps >= 0.95 * g->held_out.qps),
@@ -682,6 +758,8 @@ int RunTuneBench(int argc, char** argv) {
           {"target_recall", c.target},
           {"predicted_recall", c.predicted_recall ? nlohmann::json(*c.predicted_recall)
                                                   : nlohmann::json(nullptr)},
+          {"predicted_recall_stderr", c.predicted_stderr ? nlohmann::json(*c.predicted_stderr)
+                                                         : nlohmann::json(nullptr)},
           {"tuning_seconds", c.tuning_seconds},
           {"method", c.method},
           {"grid_seconds", grid_seconds},

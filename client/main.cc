@@ -161,16 +161,21 @@ absl::StatusOr<v1::IndexConfig> MakeConfig(const CommandOptions& o, uint32_t dim
   return config;
 }
 
-// The partitions_to_search and reorder_k the server uses for a query with the given
-// overrides (0 = none), mirroring server and engine: the query's own value, else the
-// tuned default, else the index default (max(1, num_partitions / 16); reorder_k 4k), and
-// reorder_k at least k. reorder_k is 0 for indexes without int8 codes.
+// The settings the server uses for a query with the given overrides (0 = none),
+// mirroring server and engine (proto FindNeighborsRequest.Query): the query's own value,
+// else the tuned default, else the index default (max(1, num_partitions / 16); reorder_k
+// 4k), and reorder_k at least k; reorder_k is 0 for indexes without int8 codes. The tuned
+// funnel applies to a query at the full dimension that leaves shortlist_dim at 0;
+// shortlist_dim equal to the query's prefix dimension with shortlist_size 0 is funnel off.
 struct EffectiveSettings {
   int partitions_to_search = 0;
   int reorder_k = 0;
+  int shortlist_dim = 0;   // 0 = funnel off
+  int shortlist_size = 0;  // with the funnel: >= k
 };
 EffectiveSettings Effective(const v1::IndexInfo& info, int partitions_to_search, int reorder_k,
-                            int k) {
+                            int k, int prefix_dim = 0, int shortlist_dim = 0,
+                            int shortlist_size = 0) {
   const v1::IndexConfig& c = info.config();
   EffectiveSettings e;
   if (c.num_partitions() == 0) return e;
@@ -179,6 +184,17 @@ EffectiveSettings Effective(const v1::IndexInfo& info, int partitions_to_search,
                 : c.default_partitions_to_search() > 0 ? c.default_partitions_to_search()
                                                         : std::max<int>(1, c.num_partitions() / 16);
   e.partitions_to_search = std::min<int>(p, c.num_partitions());
+  const int dimension = static_cast<int>(c.dimension());
+  const int prefix = prefix_dim > 0 ? prefix_dim : dimension;
+  if (shortlist_dim == 0 && prefix == dimension && info.tuned_shortlist_dim() > 0) {
+    e.shortlist_dim = static_cast<int>(info.tuned_shortlist_dim());
+    e.shortlist_size = shortlist_size > 0
+                           ? shortlist_size
+                           : std::max<int>(k, static_cast<int>(info.tuned_shortlist_size()));
+  } else if (shortlist_dim > 0 && !(shortlist_dim == prefix && shortlist_size == 0)) {
+    e.shortlist_dim = shortlist_dim;
+    e.shortlist_size = shortlist_size > 0 ? shortlist_size : 10 * k;
+  }
   if (info.code_type() == "int8") {
     const int r = reorder_k > 0                 ? reorder_k
                   : info.tuned_reorder_k() > 0    ? info.tuned_reorder_k()
@@ -202,7 +218,12 @@ std::string DescribeIndex(const v1::IndexInfo& info) {
                           ? absl::StrCat(e.reorder_k)
                           : std::string("4k"));
     }
-    if (info.tuned_partitions_to_search() > 0 || info.tuned_reorder_k() > 0) {
+    if (info.tuned_shortlist_dim() > 0) {
+      absl::StrAppend(&partitions, " shortlist_dim=", info.tuned_shortlist_dim(),
+                      " shortlist_size=", info.tuned_shortlist_size());
+    }
+    if (info.tuned_partitions_to_search() > 0 || info.tuned_reorder_k() > 0 ||
+        info.tuned_shortlist_dim() > 0) {
       absl::StrAppend(&partitions, " (tuned)");
     }
     if (c.matryoshka_dims_size() > 0) {
@@ -237,6 +258,8 @@ json IndexToJson(const v1::IndexInfo& info) {
               {"routing_dim", c.routing_dim()},
               {"pca_rotation", c.pca_rotation()},
               {"tuned_reorder_k", info.tuned_reorder_k()},
+              {"tuned_shortlist_dim", info.tuned_shortlist_dim()},
+              {"tuned_shortlist_size", info.tuned_shortlist_size()},
               {"vector_count", info.vector_count()},
               {"built", info.built()},
               {"memory_bytes", info.memory_bytes()},
@@ -597,18 +620,25 @@ absl::Status RunBench(const GlobalOptions& g, const CommandOptions& o) {
   const double qps = wall_seconds > 0 ? queries.rows / wall_seconds : 0;
   const LatencySummary lat = Summarize(latencies_ms);
   const v1::IndexConfig& c = info.config();
-  const EffectiveSettings effective = Effective(info, o.partitions_to_search, o.reorder_k, o.k);
+  const EffectiveSettings effective =
+      Effective(info, o.partitions_to_search, o.reorder_k, o.k, o.prefix_dim, o.shortlist_dim,
+                o.shortlist_size);
   const int effective_nprobe = effective.partitions_to_search;
   const bool int8_codes = effective.reorder_k > 0;
   const int effective_reorder_k = effective.reorder_k;
   std::printf(
       "index '%s': kind=%s code_type=%s simd_path=%s vectors=%llu num_partitions=%u "
-      "partitions_to_search=%d%s%s\n",
+      "partitions_to_search=%d%s%s%s\n",
       o.name.c_str(), info.kind().c_str(), info.code_type().c_str(), info.simd_path().c_str(),
       static_cast<unsigned long long>(info.vector_count()), c.num_partitions(),
       c.num_partitions() > 0 ? effective_nprobe : 0,
       int8_codes ? absl::StrCat(" reorder_k=", effective_reorder_k).c_str() : "",
-      o.prefix_dim > 0 ? absl::StrCat(" prefix_dim=", o.prefix_dim).c_str() : "");
+      o.prefix_dim > 0 ? absl::StrCat(" prefix_dim=", o.prefix_dim).c_str() : "",
+      effective.shortlist_dim > 0
+          ? absl::StrCat(" shortlist_dim=", effective.shortlist_dim,
+                         " shortlist_size=", effective.shortlist_size)
+                .c_str()
+          : "");
   std::printf("%lld queries, k=%d, batch=%lld, concurrency=%d: %lld requests in %.2f s%s\n",
               static_cast<long long>(queries.rows), o.k, static_cast<long long>(o.bench_batch),
               o.concurrency, static_cast<long long>(num_batches), wall_seconds,
@@ -627,6 +657,8 @@ absl::Status RunBench(const GlobalOptions& g, const CommandOptions& o) {
                 {"prefix_dim", o.prefix_dim},
                 {"code_type", info.code_type()},
                 {"reorder_k", effective_reorder_k},
+                {"shortlist_dim", effective.shortlist_dim},
+                {"shortlist_size", effective.shortlist_size},
                 {"simd_path", info.simd_path()},
                 {"recall", recall},
                 {"qps", qps},
@@ -813,10 +845,12 @@ int Main(int argc, char** argv) {
         ->capture_default_str();
     cmd->add_option("--shortlist_dim", o.shortlist_dim,
                     "Funnel: shortlist on the codes of the first s coordinates, rerank "
-                    "exactly at prefix_dim; 0 = off")
+                    "exactly at prefix_dim; 0 = the index's tuned funnel at the full "
+                    "dimension, else off; = prefix_dim (with --shortlist_size 0) = off")
         ->capture_default_str();
     cmd->add_option("--shortlist_size", o.shortlist_size,
-                    "Funnel: candidates the shortlist keeps (>= k); 0 = 10 x k")
+                    "Funnel: candidates the shortlist keeps (>= k); 0 = the tuned size, "
+                    "else 10 x k")
         ->capture_default_str();
   };
   auto* search = app.add_subcommand("search", "Find the nearest neighbours of one vector");

@@ -239,7 +239,9 @@ absl::StatusOr<std::vector<float>> Index::GetVector(DatapointId id) const {
   return GetVectorImpl(id);
 }
 
-absl::Status Index::Save(const std::string& directory) const {
+absl::Status Index::Save(const std::string& directory,
+                         const SavedQueryDefaults& query_defaults) const {
+  RETURN_IF_ERROR(CheckSavedQueryDefaults(query_defaults));
   std::string bytes;
   {
     absl::ReaderMutexLock lock(&mu_);
@@ -249,6 +251,7 @@ absl::Status Index::Save(const std::string& directory) const {
     header.options = options_;
     header.built = stats.built;
     header.build_seconds = stats.build_seconds;
+    header.query_defaults = query_defaults;
     BeginSnapshot(&bytes);
     ByteWriter writer(&bytes);
     WriteSnapshotHeader(header, writer);

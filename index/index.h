@@ -163,6 +163,19 @@ struct SearchParams {
   std::function<bool()> cancelled;
 };
 
+// Query settings an index's owner keeps in the index's snapshot: the server's tuned
+// defaults (issue #5; server/tuned_defaults.h). Index::Save writes them and LoadIndex
+// reads them back; nothing in the engine reads them otherwise (a search uses its
+// SearchParams only). Each field names the SearchParams field it stands in for; 0 = unset,
+// and snapshots of format version < 4 (index/persistence.h) load with all four unset.
+struct SavedQueryDefaults {
+  int partitions_to_search = 0;  // partitions
+  int reorder_k = 0;             // vectors
+  int shortlist_dim = 0;         // coordinates
+  int shortlist_size = 0;        // vectors
+  friend bool operator==(const SavedQueryDefaults&, const SavedQueryDefaults&) = default;
+};
+
 // Statistics for GetIndex, ListIndexes and metrics.
 struct IndexStats {
   std::string kind;             // "exact" or "partitioned"
@@ -235,8 +248,11 @@ class Index {
 
   // Writes a snapshot into `directory` (created if missing) atomically: a temporary file
   // is written, flushed and renamed over the previous snapshot. Format is versioned and
-  // checksummed; see index/persistence.h.
-  absl::Status Save(const std::string& directory) const ABSL_LOCKS_EXCLUDED(mu_);
+  // checksummed; see index/persistence.h. `query_defaults` are stored in the same file
+  // (LoadIndex returns them); INVALID_ARGUMENT if one of them is negative.
+  absl::Status Save(const std::string& directory,
+                    const SavedQueryDefaults& query_defaults = {}) const
+      ABSL_LOCKS_EXCLUDED(mu_);
 
  protected:
   // `options` already validated by CreateIndex / LoadIndex.

@@ -106,7 +106,8 @@ absl::StatusOr<std::unique_ptr<Index>> CreateIndex(const IndexOptions& options) 
   return std::make_unique<PartitionedIndex>(normalized);
 }
 
-absl::StatusOr<std::unique_ptr<Index>> LoadIndex(const std::string& directory) {
+absl::StatusOr<std::unique_ptr<Index>> LoadIndex(const std::string& directory,
+                                                 SavedQueryDefaults* query_defaults) {
   ASSIGN_OR_RETURN(const std::string file,
                    ReadFile(absl::StrCat(directory, "/", kSnapshotFileName)));
   uint32_t version = 0;
@@ -132,6 +133,7 @@ absl::StatusOr<std::unique_ptr<Index>> LoadIndex(const std::string& directory) {
                                                           header.build_seconds, reader));
   }
   RETURN_IF_ERROR(reader.CheckFullyRead());
+  if (query_defaults != nullptr) *query_defaults = header.query_defaults;
   return index;
 }
 

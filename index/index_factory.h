@@ -16,8 +16,11 @@ namespace nestor {
 absl::StatusOr<std::unique_ptr<Index>> CreateIndex(const IndexOptions& options);
 
 // Loads a snapshot written by Index::Save. NOT_FOUND if `directory` holds none;
-// DATA_LOSS if it is truncated, corrupt or of an unknown format version.
-absl::StatusOr<std::unique_ptr<Index>> LoadIndex(const std::string& directory);
+// DATA_LOSS if it is truncated, corrupt or of an unknown format version. When
+// `query_defaults` is not null it receives the query defaults saved with the snapshot
+// (all 0 for snapshots of format version < 4, or saved without any).
+absl::StatusOr<std::unique_ptr<Index>> LoadIndex(const std::string& directory,
+                                                 SavedQueryDefaults* query_defaults = nullptr);
 
 }  // namespace nestor
 

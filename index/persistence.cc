@@ -12,6 +12,7 @@
 #include <fstream>
 #include <limits>
 #include <system_error>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
@@ -125,6 +126,21 @@ absl::StatusOr<absl::string_view> VerifySnapshot(absl::string_view file,
   return file.substr(kPreambleBytes, file.size() - kPreambleBytes - kCrcBytes);
 }
 
+absl::Status CheckSavedQueryDefaults(const SavedQueryDefaults& defaults) {
+  const std::pair<const char*, int> fields[] = {
+      {"partitions_to_search", defaults.partitions_to_search},
+      {"reorder_k", defaults.reorder_k},
+      {"shortlist_dim", defaults.shortlist_dim},
+      {"shortlist_size", defaults.shortlist_size}};
+  for (const auto& [name, value] : fields) {
+    if (value < 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "saved query default ", name, " must be >= 0 (0 = unset), got ", value));
+    }
+  }
+  return absl::OkStatus();
+}
+
 void WriteSnapshotHeader(const SnapshotHeader& header, ByteWriter& writer) {
   const IndexOptions& o = header.options;
   writer.Put<uint32_t>(static_cast<uint32_t>(header.kind));
@@ -143,6 +159,11 @@ void WriteSnapshotHeader(const SnapshotHeader& header, ByteWriter& writer) {
   writer.Put<uint8_t>(o.pca_rotation ? 1 : 0);
   writer.Put<uint8_t>(header.built ? 1 : 0);
   writer.Put<double>(header.build_seconds);
+  const SavedQueryDefaults& q = header.query_defaults;
+  writer.Put<int32_t>(q.partitions_to_search);
+  writer.Put<int32_t>(q.reorder_k);
+  writer.Put<int32_t>(q.shortlist_dim);
+  writer.Put<int32_t>(q.shortlist_size);
 }
 
 absl::StatusOr<SnapshotHeader> ReadSnapshotHeader(ByteReader& reader, uint32_t version) {
@@ -189,6 +210,17 @@ absl::StatusOr<SnapshotHeader> ReadSnapshotHeader(ByteReader& reader, uint32_t v
   }
   RETURN_IF_ERROR(reader.Get(&built));
   RETURN_IF_ERROR(reader.Get(&header.build_seconds));
+  if (version >= 4) {
+    SavedQueryDefaults& q = header.query_defaults;
+    RETURN_IF_ERROR(reader.Get(&q.partitions_to_search));
+    RETURN_IF_ERROR(reader.Get(&q.reorder_k));
+    RETURN_IF_ERROR(reader.Get(&q.shortlist_dim));
+    RETURN_IF_ERROR(reader.Get(&q.shortlist_size));
+    absl::Status valid = CheckSavedQueryDefaults(q);
+    if (!valid.ok()) {
+      return absl::DataLossError(absl::StrCat("snapshot is corrupt: ", valid.message()));
+    }
+  }
   if (kind != static_cast<uint32_t>(SnapshotKind::kExact) &&
       kind != static_cast<uint32_t>(SnapshotKind::kPartitioned)) {
     return absl::DataLossError(absl::StrCat("snapshot has unknown index kind ", kind));

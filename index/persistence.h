@@ -3,7 +3,7 @@
 // One file per snapshot, `<directory>/index.nestor`, little-endian:
 //
 //   magic            8 bytes  "NESTORIX"
-//   format_version   u32      kFormatVersion (3; versions 1 and 2 still load)
+//   format_version   u32      kFormatVersion (4; versions 1 to 3 still load)
 //   kind             u32      SnapshotKind
 //   dimension        i32      ┐
 //   metric           i32      │
@@ -20,6 +20,9 @@
 //   pca_rotation     u8       ┘
 //   built            u8
 //   build_seconds    f64
+//   query defaults   i32 x 4  SavedQueryDefaults: partitions_to_search, reorder_k,
+//                             shortlist_dim, shortlist_size, each >= 0 (version >= 4;
+//                             older versions: all 0)
 //   body             kind-specific (ExactIndex / PartitionedIndex ::SerializeImpl)
 //   crc32            u32      zlib crc32 of every byte before it
 //
@@ -42,7 +45,7 @@
 namespace nestor {
 
 inline constexpr absl::string_view kSnapshotMagic = "NESTORIX";
-inline constexpr uint32_t kFormatVersion = 3;
+inline constexpr uint32_t kFormatVersion = 4;
 // Oldest version this build reads.
 inline constexpr uint32_t kMinFormatVersion = 1;
 inline constexpr absl::string_view kSnapshotFileName = "index.nestor";
@@ -58,7 +61,12 @@ struct SnapshotHeader {
   IndexOptions options;
   bool built = false;
   double build_seconds = 0.0;
+  // Stored for the index's owner (version >= 4); see SavedQueryDefaults.
+  SavedQueryDefaults query_defaults;
 };
+
+// OK when every field of `defaults` is >= 0, else INVALID_ARGUMENT naming the field.
+absl::Status CheckSavedQueryDefaults(const SavedQueryDefaults& defaults);
 
 // Appends fixed-size little-endian values to a string.
 //

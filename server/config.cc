@@ -175,8 +175,8 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv) 
                  "search threads do not oversubscribe the cores)");
   app.add_option("--tuning_file", tuning_files,
                  "NAME=PATH: apply the TuningResult at PATH (written by `nestor tune`) to "
-                 "index NAME as its query defaults at start; repeatable, added to the "
-                 "config file's tuning_files");
+                 "index NAME as its query defaults at start, replacing those saved in its "
+                 "snapshot; repeatable, added to the config file's tuning_files");
   app.add_option("--ready_file", ready_file,
                  "Once serving, atomically write this file with the bound ports as two "
                  "lines: grpc_port=N and metrics_port=M (default: none)");

@@ -19,7 +19,8 @@ bool IsNameChar(char c) {
 
 }  // namespace
 
-IndexRegistry::IndexRegistry(std::string data_dir) : data_dir_(std::move(data_dir)) {}
+IndexRegistry::IndexRegistry(std::string data_dir, TunedDefaultsTable* tuned_defaults)
+    : data_dir_(std::move(data_dir)), tuned_defaults_(tuned_defaults) {}
 
 absl::Status IndexRegistry::ValidateName(absl::string_view name) {
   if (name.empty()) return absl::InvalidArgumentError("index name must not be empty");
@@ -105,7 +106,9 @@ absl::StatusOr<std::string> IndexRegistry::Save(absl::string_view name) {
   absl::StatusOr<std::shared_ptr<Index>> index = Get(name);
   if (!index.ok()) return index.status();
   const std::string dir = SnapshotDir(name);
-  absl::Status saved = (*index)->Save(dir);
+  const TunedDefaults tuned =
+      tuned_defaults_ != nullptr ? tuned_defaults_->Get(index->get()) : TunedDefaults{};
+  absl::Status saved = (*index)->Save(dir, tuned);
   if (!saved.ok()) return saved;
   return dir;
 }
@@ -156,8 +159,9 @@ absl::StatusOr<int> IndexRegistry::LoadAll() {
   int loaded = 0;
   for (const std::string& name : names) {
     absl::StatusOr<std::unique_ptr<Index>> index = absl::InternalError("not loaded");
+    TunedDefaults tuned;
     try {  // A corrupt snapshot must never take the server down.
-      index = LoadIndex(SnapshotDir(name));
+      index = LoadIndex(SnapshotDir(name), &tuned);
     } catch (const std::exception& e) {
       index = absl::DataLossError(absl::StrCat("loading threw: ", e.what()));
     }
@@ -166,8 +170,18 @@ absl::StatusOr<int> IndexRegistry::LoadAll() {
                 << index.status() << std::endl;
       continue;
     }
+    std::shared_ptr<Index> shared(std::move(*index));
+    if (tuned != TunedDefaults{} && tuned_defaults_ != nullptr) {
+      absl::Status valid = ValidateTunedDefaults(shared->options(), tuned);
+      if (valid.ok()) {
+        tuned_defaults_->Set(shared, tuned);
+      } else {
+        std::cerr << "nestor-server: index \"" << name
+                  << "\" loaded without its saved tuned defaults: " << valid << std::endl;
+      }
+    }
     absl::MutexLock lock(&mu_);
-    if (indexes_.emplace(name, std::shared_ptr<Index>(std::move(*index))).second) ++loaded;
+    if (indexes_.emplace(name, std::move(shared)).second) ++loaded;
   }
   return loaded;
 }

@@ -14,20 +14,25 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "index/index.h"
+#include "server/tuned_defaults.h"
 
 namespace nestor::server {
 
 // Maps index names to live indexes. Each index is held by a std::shared_ptr: callers
 // (searches, upserts) keep their handle for the whole request, so Delete never pulls an
 // index from under an in-flight request; the index is freed when the last handle goes.
-// Snapshots live in data_dir/<name>/ (written by Index::Save, read by LoadIndex).
+// Snapshots live in data_dir/<name>/ (written by Index::Save, read by LoadIndex); each
+// holds the index's tuned query defaults too (one file, written atomically), taken from
+// and restored into the TunedDefaultsTable given at construction.
 //
 // Thread safety: every method may be called concurrently. The name map is guarded by
 // mu_; disk operations (save, load, delete of a snapshot) are serialized by disk_mu_.
 class IndexRegistry {
  public:
-  // `data_dir` is created on first use if missing.
-  explicit IndexRegistry(std::string data_dir);
+  // `data_dir` is created on first use if missing. `tuned_defaults` (may be null: none
+  // saved or restored; not owned, must outlive the registry) supplies the tuned query
+  // defaults Save writes into each snapshot and receives those LoadAll reads back.
+  explicit IndexRegistry(std::string data_dir, TunedDefaultsTable* tuned_defaults = nullptr);
 
   IndexRegistry(const IndexRegistry&) = delete;
   IndexRegistry& operator=(const IndexRegistry&) = delete;
@@ -53,17 +58,19 @@ class IndexRegistry {
   // INTERNAL if the directory cannot be removed (the index is unregistered anyway).
   absl::Status Delete(absl::string_view name) ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Snapshots one index into data_dir/<name>/ and returns that directory. NOT_FOUND if
-  // absent; the engine's error if the write fails.
+  // Snapshots one index, with its tuned query defaults, into data_dir/<name>/ and returns
+  // that directory. NOT_FOUND if absent; the engine's error if the write fails.
   absl::StatusOr<std::string> Save(absl::string_view name) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Snapshots every index; returns the first error after trying all of them.
   absl::Status SaveAll() ABSL_LOCKS_EXCLUDED(mu_);
 
   // Loads every data_dir/<name>/ snapshot (names that are not valid index names are
-  // skipped). A snapshot that fails to load (corrupt, truncated, unknown version) is
-  // logged to stderr and skipped. Returns how many indexes were loaded; INTERNAL only if
-  // data_dir cannot be created or listed.
+  // skipped) and restores the tuned query defaults saved with it. A snapshot that fails
+  // to load (corrupt, truncated, unknown version) is logged to stderr and skipped; saved
+  // tuned defaults the index refuses (ValidateTunedDefaults) are logged and dropped, the
+  // index loads untuned. Returns how many indexes were loaded; INTERNAL only if data_dir
+  // cannot be created or listed.
   absl::StatusOr<int> LoadAll() ABSL_LOCKS_EXCLUDED(mu_);
 
   // data_dir/<name>.
@@ -72,6 +79,7 @@ class IndexRegistry {
 
  private:
   const std::string data_dir_;
+  TunedDefaultsTable* const tuned_defaults_;
   mutable absl::Mutex mu_;
   std::map<std::string, std::shared_ptr<Index>, std::less<>> indexes_ ABSL_GUARDED_BY(mu_);
   // Serializes writes into data_dir so a Save never resurrects a deleted snapshot.

@@ -1,5 +1,6 @@
 #include "server/index_service.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <climits>
@@ -15,7 +16,7 @@
 #include "absl/types/span.h"
 #include "common/status_macros.h"
 #include "server/status_util.h"
-#include "server/tuning_service.h"
+#include "server/tuned_defaults.h"
 
 namespace nestor::server {
 namespace {
@@ -90,6 +91,41 @@ class CancellationProbe {
 
 absl::Status EmptyNameError(const char* field) {
   return absl::InvalidArgumentError(absl::StrCat(field, " (index name) must not be empty"));
+}
+
+// The search settings of one query after the tuned defaults are filled in (0 = the
+// engine's default), as FindNeighborsRequest.Query documents them.
+struct QuerySettings {
+  int partitions_to_search = 0;
+  int reorder_k = 0;
+  int shortlist_dim = 0;
+  int shortlist_size = 0;
+};
+
+// Each setting the query leaves at 0 takes its tuned value. The tuned funnel applies only
+// at the full dimension (prefix_dim 0 or `dimension`: it was tuned there) and only when
+// the query leaves shortlist_dim at 0; its shortlist_size is raised to k, as reorder_k is.
+// shortlist_dim equal to the query's prefix dimension with shortlist_size 0 is the opt-out:
+// funnel off. Values the engine refuses (a negative shortlist_dim, a shortlist_size
+// without a funnel) pass through unchanged, so that Index::Search names them.
+QuerySettings ResolveQuerySettings(const v1::FindNeighborsRequest::Query& query, int k,
+                                   int dimension, const TunedDefaults& tuned) {
+  QuerySettings s;
+  s.partitions_to_search = query.partitions_to_search() > 0 ? query.partitions_to_search()
+                                                            : tuned.partitions_to_search;
+  s.reorder_k = query.reorder_k() > 0 ? query.reorder_k() : tuned.reorder_k;
+  s.shortlist_dim = query.shortlist_dim();
+  s.shortlist_size = query.shortlist_size();
+  const int prefix_dim = query.prefix_dim() > 0 ? query.prefix_dim() : dimension;
+  if (s.shortlist_dim == 0) {
+    if (prefix_dim == dimension && tuned.shortlist_dim > 0) {
+      s.shortlist_dim = tuned.shortlist_dim;
+      if (s.shortlist_size == 0) s.shortlist_size = std::max(tuned.shortlist_size, k);
+    }
+  } else if (s.shortlist_dim == prefix_dim && s.shortlist_size == 0) {
+    s.shortlist_dim = 0;  // opted out: the scan at prefix_dim, reordered with reorder_k
+  }
+  return s;
 }
 
 // Settings that queries of one Index::Search call must share: k, partitions_to_search,
@@ -193,6 +229,8 @@ v1::IndexInfo MakeIndexInfo(const std::string& name, const Index& index,
   info.set_bytes_per_vector(BytesPerVector(stats));
   info.set_tuned_partitions_to_search(static_cast<uint32_t>(tuned.partitions_to_search));
   info.set_tuned_reorder_k(static_cast<uint32_t>(tuned.reorder_k));
+  info.set_tuned_shortlist_dim(static_cast<uint32_t>(tuned.shortlist_dim));
+  info.set_tuned_shortlist_size(static_cast<uint32_t>(tuned.shortlist_size));
   return info;
 }
 
@@ -482,11 +520,9 @@ absl::Status IndexServiceImpl::DoFindNeighbors(grpc::ServerContext* context,
                        query.datapoint().feature_vector_size()));
     }
     const int k = query.neighbor_count() == 0 ? kDefaultNeighborCount : query.neighbor_count();
-    const int to_search = query.partitions_to_search() > 0 ? query.partitions_to_search()
-                                                           : tuned.partitions_to_search;
-    const int reorder_k = query.reorder_k() > 0 ? query.reorder_k() : tuned.reorder_k;
-    groups[{k, to_search, query.prefix_dim(), reorder_k, query.shortlist_dim(),
-            query.shortlist_size()}]
+    const QuerySettings settings = ResolveQuerySettings(query, k, dimension, tuned);
+    groups[{k, settings.partitions_to_search, query.prefix_dim(), settings.reorder_k,
+            settings.shortlist_dim, settings.shortlist_size}]
         .push_back(i);
   }
 

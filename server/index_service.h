@@ -16,7 +16,7 @@
 #include "proto/nestor.pb.h"
 #include "server/index_registry.h"
 #include "server/metrics.h"
-#include "server/tuning_service.h"
+#include "server/tuned_defaults.h"
 
 namespace nestor::server {
 
@@ -40,8 +40,9 @@ struct IndexServiceOptions {
   int max_neighbor_count = 1000;
   // SearchParams.num_threads of every search, >= 1.
   int search_threads = 1;
-  // Tuned query defaults (server/tuning_service.h) substituted for a query's zero
-  // partitions_to_search / reorder_k; null: none. Not owned.
+  // Tuned query defaults (server/tuned_defaults.h) substituted for a query's unset
+  // partitions_to_search / reorder_k / funnel (see FindNeighborsRequest.Query); null:
+  // none. Not owned.
   const TunedDefaultsTable* tuned_defaults = nullptr;
 };
 
@@ -89,7 +90,7 @@ class IndexServiceImpl final : public v1::IndexService::Service {
                              v1::FindNeighborsResponse* response) override;
 
  private:
-  // The tuned query defaults of `index` ({0, 0} when none are applied).
+  // The tuned query defaults of `index` (all 0 when none are applied).
   TunedDefaults Tuned(const Index& index) const;
   // Validates one upsert message (limits, dimensions) and applies it to `index` as one
   // all-or-nothing Index::Upsert call. Returns the number of datapoints written.

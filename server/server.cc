@@ -27,7 +27,11 @@ absl::StatusOr<std::unique_ptr<NestorServer>> NestorServer::Create(
   if (!valid.ok()) return valid;
 
   std::unique_ptr<NestorServer> server(new NestorServer(config));
-  server->registry_ = std::make_unique<IndexRegistry>(config.data_dir());
+  // The tuned defaults are created first: the registry restores those saved in the
+  // snapshots into them, and --tuning_file (below) replaces them.
+  server->tuned_defaults_ = std::make_unique<TunedDefaultsTable>();
+  server->registry_ =
+      std::make_unique<IndexRegistry>(config.data_dir(), server->tuned_defaults_.get());
   absl::StatusOr<int> loaded = server->registry_->LoadAll();
   if (!loaded.ok()) return loaded.status();
 
@@ -43,7 +47,6 @@ absl::StatusOr<std::unique_ptr<NestorServer>> NestorServer::Create(
   service_options.max_batch_size = static_cast<int>(config.max_batch_size());
   service_options.max_neighbor_count = static_cast<int>(config.max_neighbor_count());
   service_options.search_threads = static_cast<int>(config.search_threads());
-  server->tuned_defaults_ = std::make_unique<TunedDefaultsTable>();
   std::vector<std::string> tuning_files(config.tuning_files().begin(),
                                         config.tuning_files().end());
   absl::Status tuned =

@@ -58,10 +58,11 @@ class NestorServer {
   explicit NestorServer(const ServerConfig& config);
 
   const ServerConfig config_;
+  // Declared before registry_, which holds a pointer to it.
+  std::unique_ptr<TunedDefaultsTable> tuned_defaults_;
   std::unique_ptr<IndexRegistry> registry_;
   std::unique_ptr<ServerMetrics> metrics_;
   std::unique_ptr<IndexServiceImpl> service_;
-  std::unique_ptr<TunedDefaultsTable> tuned_defaults_;
   std::unique_ptr<TuningServiceImpl> tuning_service_;
   std::unique_ptr<grpc::Server> grpc_server_;
   int grpc_port_ = 0;

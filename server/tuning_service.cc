@@ -1,7 +1,9 @@
 #include "server/tuning_service.h"
 
+#include <climits>
 #include <fstream>
 #include <sstream>
+#include <utility>
 
 #include <google/protobuf/text_format.h>
 #include <google/protobuf/util/json_util.h>
@@ -32,26 +34,6 @@ v1::CodeType CodeTypeToProto(CodeType code_type) {
 }
 
 }  // namespace
-
-TunedDefaults TunedDefaultsTable::Get(const Index* index) const {
-  absl::MutexLock lock(&mu_);
-  auto it = entries_.find(index);
-  if (it == entries_.end() || it->second.index.expired()) return {};
-  return it->second.defaults;
-}
-
-TunedDefaults TunedDefaultsTable::Set(const std::shared_ptr<Index>& index,
-                                      TunedDefaults defaults) {
-  absl::MutexLock lock(&mu_);
-  absl::erase_if(entries_, [](const auto& kv) { return kv.second.index.expired(); });
-  Entry& entry = entries_[index.get()];
-  TunedDefaults previous;
-  // A stale entry of a freed index at the same address is not this index's.
-  if (entry.index.lock() == index) previous = entry.defaults;
-  entry.index = index;
-  entry.defaults = defaults;
-  return previous;
-}
 
 absl::StatusOr<v1::TuningResult> ReadTuningResult(const std::string& path) {
   std::ifstream in(path);
@@ -106,26 +88,35 @@ absl::StatusOr<v1::ApplyTuningResponse> ApplyTuningResult(const std::shared_ptr<
         ", the index uses ", v1::CodeType_Name(CodeTypeToProto(options.code_type))));
   }
   const v1::OperatingPoint& chosen = result.chosen();
-  if (chosen.partitions_to_search() < 1 ||
-      chosen.partitions_to_search() > static_cast<uint32_t>(options.num_partitions)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "chosen.partitions_to_search must be in 1..", options.num_partitions, ", got ",
-        chosen.partitions_to_search()));
-  }
-  if (chosen.reorder_k() < 1 || chosen.reorder_k() > static_cast<uint32_t>(kMaxTunedReorderK)) {
-    return absl::InvalidArgumentError(absl::StrCat("chosen.reorder_k must be in 1..",
-                                                   kMaxTunedReorderK, ", got ",
-                                                   chosen.reorder_k()));
+  const std::pair<const char*, uint32_t> fields[] = {
+      {"partitions_to_search", chosen.partitions_to_search()},
+      {"reorder_k", chosen.reorder_k()},
+      {"shortlist_dim", chosen.shortlist_dim()},
+      {"shortlist_size", chosen.shortlist_size()}};
+  for (const auto& [name, value] : fields) {
+    if (value > static_cast<uint32_t>(INT_MAX)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("chosen.", name, " must be at most ", INT_MAX, ", got ", value));
+    }
   }
   TunedDefaults tuned;
   tuned.partitions_to_search = static_cast<int>(chosen.partitions_to_search());
   tuned.reorder_k = static_cast<int>(chosen.reorder_k());
+  tuned.shortlist_dim = static_cast<int>(chosen.shortlist_dim());
+  tuned.shortlist_size = static_cast<int>(chosen.shortlist_size());
+  if (absl::Status valid = ValidateTunedDefaults(options, tuned); !valid.ok()) {
+    return absl::Status(valid.code(), absl::StrCat("chosen.", valid.message()));
+  }
   const TunedDefaults previous = table->Set(index, tuned);
   v1::ApplyTuningResponse response;
   response.set_previous_partitions_to_search(previous.partitions_to_search);
   response.set_previous_reorder_k(previous.reorder_k);
+  response.set_previous_shortlist_dim(previous.shortlist_dim);
+  response.set_previous_shortlist_size(previous.shortlist_size);
   response.set_partitions_to_search(tuned.partitions_to_search);
   response.set_reorder_k(tuned.reorder_k);
+  response.set_shortlist_dim(tuned.shortlist_dim);
+  response.set_shortlist_size(tuned.shortlist_size);
   return response;
 }
 

@@ -74,11 +74,23 @@ class CliTest : public ::testing::Test {
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
     fs::create_directories(dir_ / "data");
+    StartServer();
+  }
+
+  void TearDown() override {
+    StopServer();
+    if (!HasFailure()) fs::remove_all(dir_);
+  }
+
+  // Starts nestor-server on dir_/data with `extra_flags` and waits for its ready file.
+  void StartServer(const std::vector<std::string>& extra_flags = {}) {
     const std::string ready = (dir_ / "ready").string();
-    server_pid_ = Spawn({NESTOR_SERVER_BINARY, "--listen_address", "127.0.0.1", "--grpc_port",
-                         "0", "--metrics_port", "0", "--data_dir", (dir_ / "data").string(),
-                         "--ready_file", ready},
-                        (dir_ / "server.out").string(), (dir_ / "server.err").string());
+    fs::remove(ready);
+    std::vector<std::string> argv = {NESTOR_SERVER_BINARY, "--listen_address", "127.0.0.1",
+                                     "--grpc_port", "0", "--metrics_port", "0", "--data_dir",
+                                     (dir_ / "data").string(), "--ready_file", ready};
+    argv.insert(argv.end(), extra_flags.begin(), extra_flags.end());
+    server_pid_ = Spawn(argv, (dir_ / "server.out").string(), (dir_ / "server.err").string());
     ASSERT_GT(server_pid_, 0);
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
     while (std::chrono::steady_clock::now() < deadline) {
@@ -104,7 +116,8 @@ class CliTest : public ::testing::Test {
     FAIL() << "no ready file after 60 s:\n" << ReadFile((dir_ / "server.err").string());
   }
 
-  void TearDown() override {
+  // Stops the server with SIGTERM (it saves every index) and expects a clean exit.
+  void StopServer() {
     if (server_pid_ > 0) {
       kill(server_pid_, SIGTERM);
       int status = 0;
@@ -125,7 +138,6 @@ class CliTest : public ::testing::Test {
       }
       server_pid_ = -1;
     }
-    if (!HasFailure()) fs::remove_all(dir_);
   }
 
   // Runs `nestor --server <this test's server> args...`.
@@ -346,6 +358,49 @@ TEST_F(CliTest, BenchRefusesRawGroundTruthForRotatedPrefixes) {
               "4", "--reorder_k", "500"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(LastLine(r.out), HasSubstr("recall@10=1.0000"));
+}
+
+TEST_F(CliTest, StatsAndBenchShowATunedFunnelThatSurvivesSigterm) {
+  const std::string base = WriteFvecs("base.fvecs", 500, 8, 5);
+  const std::string queries = WriteFvecs("queries.fvecs", 20, 8, 6);
+  RunResult r = Nestor({"create", "mrl", "--dimension", "8", "--num_partitions", "8",
+                        "--code_type", "int8", "--matryoshka_dims", "4"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_EQ(Nestor({"load", "mrl", base}).exit_code, 0);
+  ASSERT_EQ(Nestor({"build", "mrl"}).exit_code, 0);
+  const std::string tuning = (dir_ / "funnel.textproto").string();
+  testing::WriteBytes(tuning,
+                      "dimension: 8 metric: METRIC_L2 code_type: CODE_TYPE_INT8 "
+                      "num_partitions: 8\n"
+                      "chosen { partitions_to_search: 3 shortlist_dim: 4 shortlist_size: 30 }\n");
+  StopServer();
+  StartServer({"--tuning_file", "mrl=" + tuning});
+  for (int restart = 0; restart < 2; ++restart) {
+    r = Nestor({"stats", "mrl"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_THAT(r.out, HasSubstr("partitions_to_search=3 reorder_k=4k shortlist_dim=4 "
+                                 "shortlist_size=30 (tuned)"))
+        << "restart " << restart;
+    r = Nestor({"stats", "mrl", "--json"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const nlohmann::json stats = nlohmann::json::parse(r.out);
+    EXPECT_EQ(stats["tuned_partitions_to_search"], 3);
+    EXPECT_EQ(stats["tuned_reorder_k"], 0);
+    EXPECT_EQ(stats["tuned_shortlist_dim"], 4);
+    EXPECT_EQ(stats["tuned_shortlist_size"], 30);
+    // bench names the settings its queries get: the tuned funnel, or none when opted out.
+    r = Nestor({"bench", "mrl", "--queries", queries, "--base", base});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_THAT(r.out, HasSubstr("partitions_to_search=3 reorder_k=40 shortlist_dim=4 "
+                                 "shortlist_size=30\n"));
+    r = Nestor({"bench", "mrl", "--queries", queries, "--base", base, "--shortlist_dim", "8"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_THAT(r.out, HasSubstr("partitions_to_search=3 reorder_k=40\n"));
+    // SIGTERM saves the tuned funnel with the index; a start without --tuning_file
+    // restores it.
+    StopServer();
+    StartServer();
+  }
 }
 
 TEST_F(CliTest, ErrorsNameTheirCodeAndExitNonZero) {

@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -144,6 +145,73 @@ TEST_F(PersistenceTest, SaveOverwritesAtomicallyAndLeavesNoTemporaries) {
   auto loaded = LoadIndex(dir_.string());
   ASSERT_THAT(loaded, IsOk());
   EXPECT_EQ((*loaded)->size(), 596u);
+}
+
+// Offset of the version-4 query defaults in a snapshot with an empty Matryoshka ladder:
+// magic, version, kind, 5 x i32 (dimension .. training_iters), seed, 3 x i32
+// (max_train_pts, code_type, reorder_k), ladder count, routing_dim, pca_rotation, built,
+// build_seconds (see index/persistence.h).
+constexpr size_t kQueryDefaultsOffset = 8 + 4 + 4 + 5 * 4 + 8 + 3 * 4 + 4 + 4 + 1 + 1 + 8;
+static_assert(kQueryDefaultsOffset == 74);
+
+TEST_F(PersistenceTest, QueryDefaultsRoundTripInTheSnapshot) {
+  auto index = MakeFilled(8, Metric::kL2, true);
+  const SavedQueryDefaults saved{.partitions_to_search = 5,
+                                 .reorder_k = 30,
+                                 .shortlist_dim = 8,
+                                 .shortlist_size = 40};
+  ASSERT_THAT(index->Save(dir_.string(), saved), IsOk());
+  SavedQueryDefaults loaded_defaults;
+  auto loaded = LoadIndex(dir_.string(), &loaded_defaults);
+  ASSERT_THAT(loaded, IsOk());
+  EXPECT_EQ(loaded_defaults, saved);
+  ExpectSameResults(*index, **loaded);
+  // The defaults sit where the format says.
+  const std::string bytes = ReadBytes();
+  int32_t stored[4];
+  std::memcpy(stored, bytes.data() + kQueryDefaultsOffset, sizeof(stored));
+  EXPECT_EQ(stored[0], 5);
+  EXPECT_EQ(stored[1], 30);
+  EXPECT_EQ(stored[2], 8);
+  EXPECT_EQ(stored[3], 40);
+  // A save without defaults stores none.
+  ASSERT_THAT(index->Save(dir_.string()), IsOk());
+  loaded = LoadIndex(dir_.string(), &loaded_defaults);
+  ASSERT_THAT(loaded, IsOk());
+  EXPECT_EQ(loaded_defaults, SavedQueryDefaults{});
+}
+
+TEST_F(PersistenceTest, VersionThreeSnapshotLoadsWithoutQueryDefaults) {
+  auto index = MakeFilled(8, Metric::kL2, true);
+  ASSERT_THAT(index->Save(dir_.string(), {.partitions_to_search = 5, .reorder_k = 30}), IsOk());
+  std::string bytes = ReadBytes();
+  bytes.erase(kQueryDefaultsOffset, 16);
+  bytes[kSnapshotMagic.size()] = 3;
+  bytes.resize(bytes.size() - 4);
+  FinishSnapshot(&bytes);
+  WriteBytes(bytes);
+  SavedQueryDefaults loaded_defaults{.partitions_to_search = 99};
+  auto loaded = LoadIndex(dir_.string(), &loaded_defaults);
+  ASSERT_THAT(loaded, IsOk());
+  EXPECT_EQ(loaded_defaults, SavedQueryDefaults{});
+  ExpectSameResults(*index, **loaded);
+}
+
+TEST_F(PersistenceTest, NegativeQueryDefaultIsRejectedOnSaveAndDataLossOnLoad) {
+  auto index = MakeFilled(8, Metric::kL2, true);
+  EXPECT_THAT(index->Save(dir_.string(), {.reorder_k = -1}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "saved query default reorder_k must be >= 0 (0 = unset), got -1"));
+  EXPECT_FALSE(std::filesystem::exists(file()));
+  ASSERT_THAT(index->Save(dir_.string(), {.partitions_to_search = 5}), IsOk());
+  std::string bytes = ReadBytes();
+  const int32_t negative = -7;
+  std::memcpy(bytes.data() + kQueryDefaultsOffset + 12, &negative, sizeof(negative));
+  bytes.resize(bytes.size() - 4);
+  FinishSnapshot(&bytes);  // a consistent CRC: only the value is wrong
+  WriteBytes(bytes);
+  EXPECT_THAT(LoadIndex(dir_.string()),
+              StatusIs(absl::StatusCode::kDataLoss, "shortlist_size must be >= 0"));
 }
 
 TEST_F(PersistenceTest, MissingSnapshotIsNotFound) {

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
+#include <fstream>
 #include <random>
 #include <string>
 #include <thread>
@@ -21,6 +22,7 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "index/index_factory.h"
 #include "proto/nestor.grpc.pb.h"
 #include "server/server.h"
 #include "server/status_util.h"
@@ -46,14 +48,27 @@ class TuningServiceTest : public ::testing::Test {
                 absl::StrCat("nestor_tuning_service_test_", ::getpid(), "_",
                              ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::remove_all(data_dir_);
+    ASSERT_THAT(StartServer(), IsOk());
+    queries_ = RandomVectors(20, kDim, 99);
+  }
+
+  void TearDown() override {
+    StopServer();
+    std::filesystem::remove_all(data_dir_);
+  }
+
+  // Starts a server on data_dir_ (loading its snapshots) with the given --tuning_file
+  // specs, and connects the stubs to it.
+  absl::Status StartServer(const std::vector<std::string>& tuning_files = {}) {
     ServerConfig config;
     config.set_listen_address("127.0.0.1");
     config.set_grpc_port(0);
     config.set_metrics_port(0);
     config.set_data_dir(data_dir_.string());
     config.set_grpc_threads(8);
+    for (const std::string& spec : tuning_files) config.add_tuning_files(spec);
     absl::StatusOr<std::unique_ptr<NestorServer>> server = NestorServer::Create(config);
-    ASSERT_THAT(server, IsOk());
+    if (!server.ok()) return server.status();
     server_ = *std::move(server);
     grpc::ChannelArguments args;
     args.SetMaxReceiveMessageSize(-1);
@@ -61,22 +76,35 @@ class TuningServiceTest : public ::testing::Test {
                                          grpc::InsecureChannelCredentials(), args);
     index_stub_ = v1::IndexService::NewStub(channel_);
     tuning_stub_ = v1::TuningService::NewStub(channel_);
-    queries_ = RandomVectors(20, kDim, 99);
+    return absl::OkStatus();
   }
 
-  void TearDown() override {
+  // Stops the server as SIGTERM does (Shutdown saves every index).
+  void StopServer() {
     index_stub_.reset();
     tuning_stub_.reset();
+    channel_.reset();
     if (server_ != nullptr) {
       EXPECT_THAT(server_->Shutdown(), IsOk());
     }
     server_.reset();
-    std::filesystem::remove_all(data_dir_);
+  }
+
+  absl::StatusOr<v1::IndexInfo> GetIndex(const std::string& name) {
+    v1::GetIndexRequest get;
+    get.set_name(name);
+    v1::IndexInfo info;
+    grpc::ClientContext context;
+    absl::Status status = FromGrpcStatus(index_stub_->GetIndex(&context, get, &info));
+    if (!status.ok()) return status;
+    return info;
   }
 
   // Creates, fills and builds an L2 index of kNumVectors random vectors;
-  // num_partitions 0 = exact.
-  void CreateLoadedIndex(const std::string& name, uint32_t num_partitions) {
+  // num_partitions 0 = exact. `matryoshka_dims` (e.g. {4, 8}) lets queries use the funnel
+  // on those prefixes.
+  void CreateLoadedIndex(const std::string& name, uint32_t num_partitions,
+                         const std::vector<uint32_t>& matryoshka_dims = {}) {
     v1::CreateIndexRequest create;
     create.set_name(name);
     create.mutable_config()->set_dimension(kDim);
@@ -85,6 +113,7 @@ class TuningServiceTest : public ::testing::Test {
     create.mutable_config()->set_code_type(num_partitions > 0 ? v1::CODE_TYPE_INT8
                                                               : v1::CODE_TYPE_UNSPECIFIED);
     create.mutable_config()->set_seed(5);
+    for (uint32_t dim : matryoshka_dims) create.mutable_config()->add_matryoshka_dims(dim);
     {
       v1::IndexInfo info;
       grpc::ClientContext context;
@@ -118,6 +147,22 @@ class TuningServiceTest : public ::testing::Test {
   absl::StatusOr<v1::FindNeighborsResponse> Find(const std::string& name,
                                                  int partitions_to_search = 0,
                                                  int reorder_k = 0) {
+    return FindWith(name, {.partitions_to_search = partitions_to_search,
+                           .reorder_k = reorder_k});
+  }
+
+  // Every query setting FindWith may set; 0 leaves it to the index (and its tuning).
+  struct Knobs {
+    int partitions_to_search = 0;
+    int reorder_k = 0;
+    int prefix_dim = 0;
+    int shortlist_dim = 0;
+    int shortlist_size = 0;
+  };
+
+  // Searches queries_ on `name` with `knobs` on every query.
+  absl::StatusOr<v1::FindNeighborsResponse> FindWith(const std::string& name,
+                                                     const Knobs& knobs) {
     v1::FindNeighborsRequest request;
     request.set_index(name);
     for (size_t i = 0; i * kDim < queries_.size(); ++i) {
@@ -125,8 +170,11 @@ class TuningServiceTest : public ::testing::Test {
       query->mutable_datapoint()->mutable_feature_vector()->Add(&queries_[i * kDim],
                                                                 &queries_[(i + 1) * kDim]);
       query->set_neighbor_count(kK);
-      query->set_partitions_to_search(partitions_to_search);
-      query->set_reorder_k(reorder_k);
+      query->set_partitions_to_search(knobs.partitions_to_search);
+      query->set_reorder_k(knobs.reorder_k);
+      query->set_prefix_dim(knobs.prefix_dim);
+      query->set_shortlist_dim(knobs.shortlist_dim);
+      query->set_shortlist_size(knobs.shortlist_size);
     }
     v1::FindNeighborsResponse response;
     grpc::ClientContext context;
@@ -150,6 +198,15 @@ class TuningServiceTest : public ::testing::Test {
     result.mutable_chosen()->set_partitions_to_search(partitions_to_search);
     result.mutable_chosen()->set_reorder_k(reorder_k);
     result.mutable_chosen()->set_num_partitions(num_partitions);
+    return result;
+  }
+
+  // A TuningResult choosing the funnel: partitions_to_search p, shortlist_dim s,
+  // shortlist_size n (reorder_k 0, as the tuner writes funnel points).
+  static v1::TuningResult FunnelResult(int p, int s, int n) {
+    v1::TuningResult result = Result(p, 0);
+    result.mutable_chosen()->set_shortlist_dim(s);
+    result.mutable_chosen()->set_shortlist_size(n);
     return result;
   }
 
@@ -319,6 +376,265 @@ TEST_F(TuningServiceTest, ExactIndexIsFailedPrecondition) {
   v1::TuningResult result = Result(4, 20, 0);
   result.set_code_type(v1::CODE_TYPE_UNSPECIFIED);
   EXPECT_THAT(Apply("exact", result), StatusIs(absl::StatusCode::kFailedPrecondition));
+}
+
+// The funnel index of these tests: Matryoshka ladder {4, 8, 16}.
+const std::vector<uint32_t> kLadder = {4, 8};
+constexpr int kFunnelP = 6;
+constexpr int kFunnelDim = 8;
+constexpr int kFunnelSize = 30;
+
+TEST_F(TuningServiceTest, TunedFunnelAnswersExactlyAsTheExplicitFunnel) {
+  CreateLoadedIndex("mrl", kNumPartitions, kLadder);
+  const Knobs funnel = {.partitions_to_search = kFunnelP,
+                        .shortlist_dim = kFunnelDim,
+                        .shortlist_size = kFunnelSize};
+  absl::StatusOr<v1::FindNeighborsResponse> untuned = Find("mrl");
+  absl::StatusOr<v1::FindNeighborsResponse> explicit_funnel = FindWith("mrl", funnel);
+  // The same partitions without the funnel (reorder_k the index default, 4k).
+  absl::StatusOr<v1::FindNeighborsResponse> no_funnel = Find("mrl", kFunnelP);
+  // Prefix 8 at the tuned partitions, without a funnel.
+  absl::StatusOr<v1::FindNeighborsResponse> prefix =
+      FindWith("mrl", {.partitions_to_search = kFunnelP, .prefix_dim = 8});
+  // A query's own funnel.
+  const Knobs own = {.shortlist_dim = 4, .shortlist_size = 50};
+  absl::StatusOr<v1::FindNeighborsResponse> own_funnel =
+      FindWith("mrl", {.partitions_to_search = kFunnelP, .shortlist_dim = 4,
+                       .shortlist_size = 50});
+  // A tuned shortlist_size below k is raised to k.
+  absl::StatusOr<v1::FindNeighborsResponse> size_k =
+      FindWith("mrl", {.partitions_to_search = kFunnelP, .shortlist_dim = kFunnelDim,
+                       .shortlist_size = kK});
+  for (const auto* r : {&untuned, &explicit_funnel, &no_funnel, &prefix, &own_funnel, &size_k}) {
+    ASSERT_THAT(*r, IsOk());
+  }
+  // The checks below tell these apart.
+  ASSERT_NE(untuned->SerializeAsString(), explicit_funnel->SerializeAsString());
+  ASSERT_NE(no_funnel->SerializeAsString(), explicit_funnel->SerializeAsString());
+  ASSERT_NE(own_funnel->SerializeAsString(), explicit_funnel->SerializeAsString());
+  ASSERT_NE(size_k->SerializeAsString(), explicit_funnel->SerializeAsString());
+
+  absl::StatusOr<v1::ApplyTuningResponse> applied =
+      Apply("mrl", FunnelResult(kFunnelP, kFunnelDim, kFunnelSize));
+  ASSERT_THAT(applied, IsOk());
+  EXPECT_EQ(applied->previous_shortlist_dim(), 0u);
+  EXPECT_EQ(applied->previous_shortlist_size(), 0u);
+  EXPECT_EQ(applied->partitions_to_search(), static_cast<uint32_t>(kFunnelP));
+  EXPECT_EQ(applied->reorder_k(), 0u);
+  EXPECT_EQ(applied->shortlist_dim(), static_cast<uint32_t>(kFunnelDim));
+  EXPECT_EQ(applied->shortlist_size(), static_cast<uint32_t>(kFunnelSize));
+
+  // No knobs: exactly the explicit funnel; also with prefix_dim spelled as the dimension.
+  absl::StatusOr<v1::FindNeighborsResponse> tuned = Find("mrl");
+  ASSERT_THAT(tuned, IsOk());
+  EXPECT_EQ(tuned->SerializeAsString(), explicit_funnel->SerializeAsString());
+  absl::StatusOr<v1::FindNeighborsResponse> tuned_full = FindWith("mrl", {.prefix_dim = kDim});
+  ASSERT_THAT(tuned_full, IsOk());
+  EXPECT_EQ(tuned_full->SerializeAsString(), explicit_funnel->SerializeAsString());
+  // A smaller prefix gets the tuned partitions but not the funnel.
+  absl::StatusOr<v1::FindNeighborsResponse> tuned_prefix = FindWith("mrl", {.prefix_dim = 8});
+  ASSERT_THAT(tuned_prefix, IsOk());
+  EXPECT_EQ(tuned_prefix->SerializeAsString(), prefix->SerializeAsString());
+  // Opting out: shortlist_dim = prefix dimension, shortlist_size 0 -> funnel off.
+  absl::StatusOr<v1::FindNeighborsResponse> opted_out =
+      FindWith("mrl", {.shortlist_dim = kDim});
+  ASSERT_THAT(opted_out, IsOk());
+  EXPECT_EQ(opted_out->SerializeAsString(), no_funnel->SerializeAsString());
+  // A query's own funnel wins.
+  absl::StatusOr<v1::FindNeighborsResponse> own_tuned = FindWith("mrl", own);
+  ASSERT_THAT(own_tuned, IsOk());
+  EXPECT_EQ(own_tuned->SerializeAsString(), own_funnel->SerializeAsString());
+
+  absl::StatusOr<v1::IndexInfo> info = GetIndex("mrl");
+  ASSERT_THAT(info, IsOk());
+  EXPECT_EQ(info->tuned_partitions_to_search(), static_cast<uint32_t>(kFunnelP));
+  EXPECT_EQ(info->tuned_reorder_k(), 0u);
+  EXPECT_EQ(info->tuned_shortlist_dim(), static_cast<uint32_t>(kFunnelDim));
+  EXPECT_EQ(info->tuned_shortlist_size(), static_cast<uint32_t>(kFunnelSize));
+  {
+    v1::ListIndexesResponse list;
+    grpc::ClientContext context;
+    ASSERT_THAT(FromGrpcStatus(index_stub_->ListIndexes(&context, {}, &list)), IsOk());
+    ASSERT_EQ(list.indexes_size(), 1);
+    EXPECT_EQ(list.indexes(0).tuned_shortlist_dim(), static_cast<uint32_t>(kFunnelDim));
+    EXPECT_EQ(list.indexes(0).tuned_shortlist_size(), static_cast<uint32_t>(kFunnelSize));
+  }
+
+  // A tuned shortlist_size below k (10) is raised to k.
+  applied = Apply("mrl", FunnelResult(kFunnelP, kFunnelDim, 3));
+  ASSERT_THAT(applied, IsOk());
+  EXPECT_EQ(applied->previous_shortlist_dim(), static_cast<uint32_t>(kFunnelDim));
+  EXPECT_EQ(applied->previous_shortlist_size(), static_cast<uint32_t>(kFunnelSize));
+  tuned = Find("mrl");
+  ASSERT_THAT(tuned, IsOk());
+  EXPECT_EQ(tuned->SerializeAsString(), size_k->SerializeAsString());
+
+  // A tuning without the funnel removes it.
+  applied = Apply("mrl", Result(kFunnelP, 4 * kK));
+  ASSERT_THAT(applied, IsOk());
+  EXPECT_EQ(applied->shortlist_dim(), 0u);
+  tuned = Find("mrl");
+  ASSERT_THAT(tuned, IsOk());
+  EXPECT_EQ(tuned->SerializeAsString(), no_funnel->SerializeAsString());
+}
+
+TEST_F(TuningServiceTest, OptOutOnAnUntunedIndexIsTheFunnelOff) {
+  CreateLoadedIndex("mrl", kNumPartitions, kLadder);
+  absl::StatusOr<v1::FindNeighborsResponse> off = Find("mrl", kFunnelP, 15);
+  absl::StatusOr<v1::FindNeighborsResponse> opted_out =
+      FindWith("mrl", {.partitions_to_search = kFunnelP, .reorder_k = 15, .shortlist_dim = kDim});
+  // With shortlist_size set it is a one-stage funnel: the scan at the full dimension keeps
+  // shortlist_size candidates for the exact re-score, as reorder_k would.
+  absl::StatusOr<v1::FindNeighborsResponse> one_stage =
+      FindWith("mrl", {.partitions_to_search = kFunnelP, .shortlist_dim = kDim,
+                       .shortlist_size = 15});
+  absl::StatusOr<v1::FindNeighborsResponse> prefix_off =
+      FindWith("mrl", {.partitions_to_search = kFunnelP, .prefix_dim = 8});
+  absl::StatusOr<v1::FindNeighborsResponse> prefix_opted_out = FindWith(
+      "mrl", {.partitions_to_search = kFunnelP, .prefix_dim = 8, .shortlist_dim = 8});
+  for (const auto* r : {&off, &opted_out, &one_stage, &prefix_off, &prefix_opted_out}) {
+    ASSERT_THAT(*r, IsOk());
+  }
+  EXPECT_EQ(opted_out->SerializeAsString(), off->SerializeAsString());
+  EXPECT_EQ(one_stage->SerializeAsString(), off->SerializeAsString());
+  EXPECT_EQ(prefix_opted_out->SerializeAsString(), prefix_off->SerializeAsString());
+}
+
+TEST_F(TuningServiceTest, BadFunnelSettingsAreInvalidArgumentAndChangeNothing) {
+  CreateLoadedIndex("mrl", kNumPartitions, kLadder);
+  ASSERT_THAT(Apply("mrl", FunnelResult(kFunnelP, kFunnelDim, kFunnelSize)), IsOk());
+  absl::StatusOr<v1::FindNeighborsResponse> before = Find("mrl");
+  ASSERT_THAT(before, IsOk());
+
+  // Not on the ladder.
+  EXPECT_THAT(Apply("mrl", FunnelResult(kFunnelP, 6, kFunnelSize)),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "chosen.shortlist_dim must be an allowed Matryoshka prefix below "
+                       "dimension 16 (matryoshka_dims {4, 8, 16}), got 6"));
+  // The full dimension is no funnel.
+  EXPECT_THAT(Apply("mrl", FunnelResult(kFunnelP, kDim, kFunnelSize)),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "chosen.shortlist_dim must be an allowed Matryoshka prefix below "
+                       "dimension 16 (matryoshka_dims {4, 8, 16}), got 16"));
+  EXPECT_THAT(Apply("mrl", FunnelResult(kFunnelP, kFunnelDim, 0)),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "chosen.shortlist_size must be in 1..1000000 with shortlist_dim 8, got 0"));
+  EXPECT_THAT(Apply("mrl", FunnelResult(kFunnelP, kFunnelDim, kMaxTunedReorderK + 1)),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "chosen.shortlist_size must be in 1..1000000 with shortlist_dim 8, got "
+                       "1000001"));
+  v1::TuningResult size_without_dim = Result(kFunnelP, 20);
+  size_without_dim.mutable_chosen()->set_shortlist_size(kFunnelSize);
+  EXPECT_THAT(Apply("mrl", size_without_dim),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "chosen.shortlist_size 30 needs the funnel: shortlist_dim must be an "
+                       "allowed prefix below dimension 16"));
+  v1::TuningResult huge_reorder = FunnelResult(kFunnelP, kFunnelDim, kFunnelSize);
+  huge_reorder.mutable_chosen()->set_reorder_k(kMaxTunedReorderK + 1);
+  EXPECT_THAT(Apply("mrl", huge_reorder),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "chosen.reorder_k must be in 0..1000000 with the funnel"));
+  v1::TuningResult past_int = FunnelResult(kFunnelP, kFunnelDim, kFunnelSize);
+  past_int.mutable_chosen()->set_shortlist_dim(3000000000u);
+  EXPECT_THAT(Apply("mrl", past_int),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "chosen.shortlist_dim must be at most 2147483647, got 3000000000"));
+
+  absl::StatusOr<v1::IndexInfo> info = GetIndex("mrl");
+  ASSERT_THAT(info, IsOk());
+  EXPECT_EQ(info->tuned_shortlist_dim(), static_cast<uint32_t>(kFunnelDim));
+  EXPECT_EQ(info->tuned_shortlist_size(), static_cast<uint32_t>(kFunnelSize));
+  absl::StatusOr<v1::FindNeighborsResponse> after = Find("mrl");
+  ASSERT_THAT(after, IsOk());
+  EXPECT_EQ(after->SerializeAsString(), before->SerializeAsString());
+}
+
+TEST_F(TuningServiceTest, TunedDefaultsSurviveARestart) {
+  CreateLoadedIndex("mrl", kNumPartitions, kLadder);
+  CreateLoadedIndex("plain", kNumPartitions);
+  absl::StatusOr<v1::FindNeighborsResponse> explicit_funnel =
+      FindWith("mrl", {.partitions_to_search = kFunnelP, .shortlist_dim = kFunnelDim,
+                       .shortlist_size = kFunnelSize});
+  absl::StatusOr<v1::FindNeighborsResponse> untuned = Find("mrl");
+  absl::StatusOr<v1::FindNeighborsResponse> plain_explicit = Find("plain", 9, 15);
+  for (const auto* r : {&explicit_funnel, &untuned, &plain_explicit}) ASSERT_THAT(*r, IsOk());
+  ASSERT_NE(untuned->SerializeAsString(), explicit_funnel->SerializeAsString());
+  ASSERT_THAT(Apply("mrl", FunnelResult(kFunnelP, kFunnelDim, kFunnelSize)), IsOk());
+  ASSERT_THAT(Apply("plain", Result(9, 15)), IsOk());
+  // SaveIndex writes "mrl" now; "plain" is saved by the shutdown, as on SIGTERM.
+  {
+    v1::SaveIndexRequest save;
+    save.set_name("mrl");
+    v1::SaveIndexResponse response;
+    grpc::ClientContext context;
+    ASSERT_THAT(FromGrpcStatus(index_stub_->SaveIndex(&context, save, &response)), IsOk());
+  }
+  StopServer();
+
+  ASSERT_THAT(StartServer(), IsOk());
+  absl::StatusOr<v1::IndexInfo> info = GetIndex("mrl");
+  ASSERT_THAT(info, IsOk());
+  EXPECT_EQ(info->tuned_partitions_to_search(), static_cast<uint32_t>(kFunnelP));
+  EXPECT_EQ(info->tuned_reorder_k(), 0u);
+  EXPECT_EQ(info->tuned_shortlist_dim(), static_cast<uint32_t>(kFunnelDim));
+  EXPECT_EQ(info->tuned_shortlist_size(), static_cast<uint32_t>(kFunnelSize));
+  absl::StatusOr<v1::FindNeighborsResponse> tuned = Find("mrl");
+  ASSERT_THAT(tuned, IsOk());
+  EXPECT_EQ(tuned->SerializeAsString(), explicit_funnel->SerializeAsString());
+  info = GetIndex("plain");
+  ASSERT_THAT(info, IsOk());
+  EXPECT_EQ(info->tuned_partitions_to_search(), 9u);
+  EXPECT_EQ(info->tuned_reorder_k(), 15u);
+  EXPECT_EQ(info->tuned_shortlist_dim(), 0u);
+  absl::StatusOr<v1::FindNeighborsResponse> plain_tuned = Find("plain");
+  ASSERT_THAT(plain_tuned, IsOk());
+  EXPECT_EQ(plain_tuned->SerializeAsString(), plain_explicit->SerializeAsString());
+  StopServer();
+
+  // --tuning_file at start replaces what was saved.
+  const std::string path = (data_dir_ / "override.textproto").string();
+  {
+    std::ofstream out(path);
+    out << "dimension: 16 metric: METRIC_L2 code_type: CODE_TYPE_INT8 num_partitions: 32\n"
+        << "chosen { partitions_to_search: 3 reorder_k: 20 }\n";
+  }
+  ASSERT_THAT(StartServer({"mrl=" + path}), IsOk());
+  info = GetIndex("mrl");
+  ASSERT_THAT(info, IsOk());
+  EXPECT_EQ(info->tuned_partitions_to_search(), 3u);
+  EXPECT_EQ(info->tuned_reorder_k(), 20u);
+  EXPECT_EQ(info->tuned_shortlist_dim(), 0u);
+  EXPECT_EQ(info->tuned_shortlist_size(), 0u);
+  absl::StatusOr<v1::FindNeighborsResponse> overridden = Find("mrl");
+  absl::StatusOr<v1::FindNeighborsResponse> overridden_explicit = Find("mrl", 3, 20);
+  ASSERT_THAT(overridden, IsOk());
+  ASSERT_THAT(overridden_explicit, IsOk());
+  EXPECT_EQ(overridden->SerializeAsString(), overridden_explicit->SerializeAsString());
+  // "plain" keeps its saved tuning.
+  info = GetIndex("plain");
+  ASSERT_THAT(info, IsOk());
+  EXPECT_EQ(info->tuned_partitions_to_search(), 9u);
+}
+
+TEST_F(TuningServiceTest, SavedTunedDefaultsTheIndexRefusesAreDroppedAtLoad) {
+  CreateLoadedIndex("mrl", kNumPartitions, kLadder);
+  absl::StatusOr<v1::FindNeighborsResponse> untuned = Find("mrl");
+  ASSERT_THAT(untuned, IsOk());
+  StopServer();
+  // Rewrite the snapshot with defaults no index of 32 partitions accepts.
+  const std::string dir = (data_dir_ / "mrl").string();
+  absl::StatusOr<std::unique_ptr<Index>> index = LoadIndex(dir);
+  ASSERT_THAT(index, IsOk());
+  ASSERT_THAT((*index)->Save(dir, {.partitions_to_search = kNumPartitions + 1, .reorder_k = 20}),
+              IsOk());
+  ASSERT_THAT(StartServer(), IsOk());
+  absl::StatusOr<v1::IndexInfo> info = GetIndex("mrl");
+  ASSERT_THAT(info, IsOk());
+  EXPECT_EQ(info->tuned_partitions_to_search(), 0u);
+  EXPECT_EQ(info->tuned_reorder_k(), 0u);
+  absl::StatusOr<v1::FindNeighborsResponse> loaded = Find("mrl");
+  ASSERT_THAT(loaded, IsOk());
+  EXPECT_EQ(loaded->SerializeAsString(), untuned->SerializeAsString());
 }
 
 }  // namespace
