@@ -267,39 +267,41 @@ NESTOR_AVX512 inline __m128i HSum512x4(__m512i a, __m512i b, __m512i c, __m512i 
   return _mm_add_epi32(_mm256_castsi256_si128(abcd), _mm256_extracti128_si256(abcd, 1));
 }
 
+// The four-row single-query scan; ACC(acc, x, w) adds the pairwise int16 products of x
+// and w to the int32 lanes of acc (madd + add, or VNNI's vpdpwssd: the same wrapping sums).
+#define NESTOR_BATCH_BODY(ACC)                                                             \
+  size_t r = 0;                                                                            \
+  if (n % 32 == 0) {                                                                       \
+    for (; r + 4 <= count; r += 4) {                                                       \
+      if (r + kPrefetchRows + 4 <= count) {                                                \
+        PrefetchCodeRows4(codes + (r + kPrefetchRows) * stride, stride, n);                \
+      }                                                                                    \
+      const uint8_t* c0 = codes + r * stride;                                              \
+      const uint8_t* c1 = c0 + stride;                                                     \
+      const uint8_t* c2 = c1 + stride;                                                     \
+      const uint8_t* c3 = c2 + stride;                                                     \
+      __m512i a0 = _mm512_setzero_si512(), a1 = _mm512_setzero_si512();                   \
+      __m512i a2 = _mm512_setzero_si512(), a3 = _mm512_setzero_si512();                   \
+      for (int j = 0; j < n; j += 32) {                                                    \
+        const __m512i q = _mm512_loadu_si512(query + j);                                   \
+        a0 = ACC(a0, _mm512_cvtepu8_epi16(_mm256_loadu_si256(                              \
+                         reinterpret_cast<const __m256i*>(c0 + j))), q);                   \
+        a1 = ACC(a1, _mm512_cvtepu8_epi16(_mm256_loadu_si256(                              \
+                         reinterpret_cast<const __m256i*>(c1 + j))), q);                   \
+        a2 = ACC(a2, _mm512_cvtepu8_epi16(_mm256_loadu_si256(                              \
+                         reinterpret_cast<const __m256i*>(c2 + j))), q);                   \
+        a3 = ACC(a3, _mm512_cvtepu8_epi16(_mm256_loadu_si256(                              \
+                         reinterpret_cast<const __m256i*>(c3 + j))), q);                   \
+      }                                                                                    \
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + r), HSum512x4(a0, a1, a2, a3));    \
+    }                                                                                      \
+  }                                                                                        \
+  for (; r < count; ++r) out[r] = DotU8I16Avx512(codes + r * stride, query, n);
+
+#define NESTOR_BATCH_MADD_ADD(acc, x, w) _mm512_add_epi32(acc, _mm512_madd_epi16(x, w))
 NESTOR_AVX512 void DotU8I16BatchAvx512(const uint8_t* codes, size_t stride, size_t count,
                                        const int16_t* query, int n, int32_t* out) {
-  size_t r = 0;
-  if (n % 32 == 0) {
-    for (; r + 4 <= count; r += 4) {
-      if (r + kPrefetchRows + 4 <= count) {
-        PrefetchCodeRows4(codes + (r + kPrefetchRows) * stride, stride, n);
-      }
-      const uint8_t* c0 = codes + r * stride;
-      const uint8_t* c1 = c0 + stride;
-      const uint8_t* c2 = c1 + stride;
-      const uint8_t* c3 = c2 + stride;
-      __m512i a0 = _mm512_setzero_si512(), a1 = _mm512_setzero_si512();
-      __m512i a2 = _mm512_setzero_si512(), a3 = _mm512_setzero_si512();
-      for (int j = 0; j < n; j += 32) {
-        const __m512i q = _mm512_loadu_si512(query + j);
-        a0 = _mm512_add_epi32(a0, _mm512_madd_epi16(_mm512_cvtepu8_epi16(_mm256_loadu_si256(
-                                                         reinterpret_cast<const __m256i*>(c0 + j))),
-                                                     q));
-        a1 = _mm512_add_epi32(a1, _mm512_madd_epi16(_mm512_cvtepu8_epi16(_mm256_loadu_si256(
-                                                         reinterpret_cast<const __m256i*>(c1 + j))),
-                                                     q));
-        a2 = _mm512_add_epi32(a2, _mm512_madd_epi16(_mm512_cvtepu8_epi16(_mm256_loadu_si256(
-                                                         reinterpret_cast<const __m256i*>(c2 + j))),
-                                                     q));
-        a3 = _mm512_add_epi32(a3, _mm512_madd_epi16(_mm512_cvtepu8_epi16(_mm256_loadu_si256(
-                                                         reinterpret_cast<const __m256i*>(c3 + j))),
-                                                     q));
-      }
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + r), HSum512x4(a0, a1, a2, a3));
-    }
-  }
-  for (; r < count; ++r) out[r] = DotU8I16Avx512(codes + r * stride, query, n);
+  NESTOR_BATCH_BODY(NESTOR_BATCH_MADD_ADD)
 }
 
 // Four queries x four rows per pass (16 accumulators): each code row is loaded and
@@ -350,6 +352,12 @@ NESTOR_AVX512 inline void MultiBlock4x4<false>(const uint8_t* codes, size_t stri
 
 #define NESTOR_AVX512VNNI __attribute__((target("avx512f,avx512bw,avx512vnni")))
 #define NESTOR_DPWSSD(acc, x, w) _mm512_dpwssd_epi32(acc, x, w)
+NESTOR_AVX512VNNI void DotU8I16BatchAvx512Vnni(const uint8_t* codes, size_t stride,
+                                               size_t count, const int16_t* query, int n,
+                                               int32_t* out) {
+  NESTOR_BATCH_BODY(NESTOR_DPWSSD)
+}
+
 template <>
 NESTOR_AVX512VNNI inline void MultiBlock4x4<true>(const uint8_t* codes, size_t stride,
                                                    size_t r, const int16_t* const* q, int n,
@@ -647,7 +655,10 @@ DotU8I16Fn DotU8I16For(SimdPath path) {
 
 DotU8I16BatchFn DotU8I16BatchFor(SimdPath path) {
 #if NESTOR_X86
-  if (path == SimdPath::kAvx512) return DotU8I16BatchAvx512;
+  if (path == SimdPath::kAvx512) {
+    return __builtin_cpu_supports("avx512vnni") ? DotU8I16BatchAvx512Vnni
+                                                : DotU8I16BatchAvx512;
+  }
   if (path == SimdPath::kAvx2) return DotU8I16BatchAvx2;
 #endif
   (void)path;
