@@ -39,6 +39,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "bench/pca_rotation.h"
 #include "bench/tune_bench.h"
 #include "client/datasets.h"
 #include "client/latency_stats.h"
@@ -493,22 +494,7 @@ int Main(int argc, char** argv) {
   w.queries = std::move(*queries);
   const int d = static_cast<int>(w.base.cols);
   const bool pca = dataset == "fashion-mnist-pca";
-  if (pca) {
-    // Rotate train and test by the train set's principal axes (FAISS PCAMatrix, d -> d, no
-    // whitening). Centring and rotating preserve L2 distances, so the ground truth at full
-    // dimension is that of fashion-mnist.
-    const auto start = Clock::now();
-    faiss::PCAMatrix transform(d, d, 0.0f, false);
-    transform.train(w.base.rows, w.base.data.data());
-    std::vector<float> rotated(w.base.data.size());
-    transform.apply_noalloc(w.base.rows, w.base.data.data(), rotated.data());
-    w.base.data = std::move(rotated);
-    rotated.assign(w.queries.data.size(), 0.0f);
-    transform.apply_noalloc(w.queries.rows, w.queries.data.data(), rotated.data());
-    w.queries.data = std::move(rotated);
-    std::printf("fashion-mnist-pca: PCA (FAISS PCAMatrix %d -> %d) learned on the train set "
-                "and applied to train and test in %.1f s\n", d, d, SecondsSince(start));
-  }
+  if (pca) RotateByTrainPca(&w.base, &w.queries);  // ground truth at d: fashion-mnist's
   std::printf("%s-784-euclidean: %ld base vectors, %ld queries, d=%d, k=%d, "
               "batch threads=%d, batch_size=%ld%s\n",
               dataset.c_str(), static_cast<long>(w.base.rows), static_cast<long>(w.queries.rows), d, w.k,

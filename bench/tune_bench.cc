@@ -21,12 +21,12 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
+#include "bench/pca_rotation.h"
 #include "client/datasets.h"
 #include "client/latency_stats.h"
 #include "faiss/AutoTune.h"
 #include "faiss/IndexFlat.h"
 #include "faiss/IndexIVFFlat.h"
-#include "faiss/VectorTransform.h"
 #include "index/index.h"
 #include "index/index_factory.h"
 #include "nlohmann/json.hpp"
@@ -330,21 +330,10 @@ int RunTuneBench(int argc, char** argv) {
   const int d = static_cast<int>(base->cols);
   const int64_t n = base->rows;
   const bool pca = dataset == "fashion-mnist-pca";
-  if (pca) {
-    // As nestor_bench.cc's --dataset fashion-mnist-pca: rotate train and test by the train
-    // set's principal axes (FAISS PCAMatrix, d -> d, no whitening; L2 distances kept).
-    const auto start = Clock::now();
-    faiss::PCAMatrix transform(d, d, 0.0f, false);
-    transform.train(base->rows, base->data.data());
-    std::vector<float> rotated(base->data.size());
-    transform.apply_noalloc(base->rows, base->data.data(), rotated.data());
-    base->data = std::move(rotated);
-    rotated.assign(test->data.size(), 0.0f);
-    transform.apply_noalloc(test->rows, test->data.data(), rotated.data());
-    test->data = std::move(rotated);
-    std::printf("fashion-mnist-pca: PCA (FAISS PCAMatrix %d -> %d) learned on the train set "
-                "and applied to train and test in %.1f s\n", d, d, SecondsSince(start));
-  }
+  // As nestor_bench.cc's --dataset fashion-mnist-pca, the same rotation. The PCA is part of
+  // the dataset's definition (as an embedding model would be), so it is learned on the
+  // whole train set, tuning rows included; only the index builds hold them out.
+  if (pca) RotateByTrainPca(&*base, &*test);
   tune_queries = static_cast<int>(std::min<int64_t>(tune_queries, n));
   std::vector<DatapointId> self_ids;
   std::vector<float> tq(static_cast<size_t>(tune_queries) * d);
