@@ -389,7 +389,11 @@ NESTOR_AVX512 void DotU8I16MultiAvx512Impl(const uint8_t* codes, size_t stride, 
     }
   }
   for (; i < num_queries; ++i) {
-    DotU8I16BatchAvx512(codes, stride, count, queries[i], n, out + i * count);
+    if constexpr (kVnni) {
+      DotU8I16BatchAvx512Vnni(codes, stride, count, queries[i], n, out + i * count);
+    } else {
+      DotU8I16BatchAvx512(codes, stride, count, queries[i], n, out + i * count);
+    }
   }
 }
 
