@@ -594,6 +594,21 @@ int Main(int argc, char** argv) {
                   num_partitions, routing_dim, build_seconds);
       const double memory = index->stats().memory_bytes;
       for (const auto& m : modes) {
+        // Measures one setting of this index, records it, and returns its recall@10.
+        auto run = [&](const SearchParams& params, const std::string& system,
+                       const std::string& config) {
+          OperatingPoint point = Measure(w, m, NestorFns(*index, w, params, threads));
+          point.system = system;
+          point.config = config;
+          point.prefix_dim = params.prefix_dim > 0 ? params.prefix_dim : d;
+          point.shortlist_dim = params.shortlist_dim;
+          point.shortlist_size = params.shortlist_size;
+          point.build_seconds = build_seconds;
+          point.memory_bytes = memory;
+          Report(point);
+          points.push_back(point);
+          return point.recall_at_10;
+        };
         // (0) The same index without the funnel (full-dimension int8 scan and reorder,
         // partitions routed on routing_dim): part of Nestor's best without the funnel.
         for (int reorder : {10, 15, 20, 30, 40}) {
@@ -601,18 +616,12 @@ int Main(int argc, char** argv) {
             SearchParams params;
             params.partitions_to_search = p;
             params.reorder_k = reorder;
-            OperatingPoint point = Measure(w, m, NestorFns(*index, w, params, threads));
-            point.system = "nestor";
-            point.config = absl::StrFormat(
-                "ivf-int8 partitions=%d routing_dim=%d matryoshka_dims=16..256 "
-                "partitions_to_search=%d reorder_k=%d",
-                num_partitions, routing_dim, p, reorder);
-            point.prefix_dim = d;
-            point.build_seconds = build_seconds;
-            point.memory_bytes = memory;
-            Report(point);
-            points.push_back(point);
-            if (point.recall_at_10 > 0.995 || p > num_partitions) break;
+            const double recall = run(params, "nestor",
+                                      absl::StrFormat("ivf-int8 partitions=%d routing_dim=%d "
+                                                      "matryoshka_dims=16..256 "
+                                                      "partitions_to_search=%d reorder_k=%d",
+                                                      num_partitions, routing_dim, p, reorder));
+            if (recall > 0.995 || p > num_partitions) break;
           }
         }
         // (1) The funnel, truth at full dimension.
@@ -634,20 +643,14 @@ int Main(int argc, char** argv) {
               params.shortlist_dim = shortlist_dim;
               params.shortlist_size = shortlist_size;
               params.reorder_k = reorder;
-              OperatingPoint point = Measure(w, m, NestorFns(*index, w, params, threads));
-              point.system = "nestor-funnel";
-              point.config = absl::StrFormat(
-                  "funnel partitions=%d routing_dim=%d shortlist_dim=%d shortlist_size=%d "
-                  "reorder_k=%d prefix_dim=%d partitions_to_search=%d",
-                  num_partitions, routing_dim, shortlist_dim, shortlist_size, reorder, d, p);
-              point.prefix_dim = d;
-              point.shortlist_dim = shortlist_dim;
-              point.shortlist_size = shortlist_size;
-              point.build_seconds = build_seconds;
-              point.memory_bytes = memory;
-              Report(point);
-              points.push_back(point);
-              if (point.recall_at_10 > 0.995 || p > num_partitions) break;
+              const double recall = run(
+                  params, "nestor-funnel",
+                  absl::StrFormat("funnel partitions=%d routing_dim=%d shortlist_dim=%d "
+                                  "shortlist_size=%d reorder_k=%d prefix_dim=%d "
+                                  "partitions_to_search=%d",
+                                  num_partitions, routing_dim, shortlist_dim, shortlist_size,
+                                  reorder, d, p));
+              if (recall > 0.995 || p > num_partitions) break;
             }
           }
         }
@@ -678,18 +681,12 @@ int Main(int argc, char** argv) {
               params.partitions_to_search = p;
               params.prefix_dim = prefix;
               params.reorder_k = reorder;
-              OperatingPoint point = Measure(w, m, NestorFns(*index, w, params, threads));
-              point.system = absl::StrFormat("nestor-prefix-%d", prefix);
-              point.config = absl::StrFormat(
-                  "prefix partitions=%d routing_dim=%d prefix_dim=%d partitions_to_search=%d "
-                  "reorder_k=%d",
-                  num_partitions, routing_dim, prefix, p, reorder);
-              point.prefix_dim = prefix;
-              point.build_seconds = build_seconds;
-              point.memory_bytes = memory;
-              Report(point);
-              points.push_back(point);
-              if (point.recall_at_10 > 0.995 || p > num_partitions) break;
+              const double recall =
+                  run(params, absl::StrFormat("nestor-prefix-%d", prefix),
+                      absl::StrFormat("prefix partitions=%d routing_dim=%d prefix_dim=%d "
+                                      "partitions_to_search=%d reorder_k=%d",
+                                      num_partitions, routing_dim, prefix, p, reorder));
+              if (recall > 0.995 || p > num_partitions) break;
             }
           }
         }
