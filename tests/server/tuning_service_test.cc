@@ -384,6 +384,15 @@ constexpr int kFunnelP = 6;
 constexpr int kFunnelDim = 8;
 constexpr int kFunnelSize = 30;
 
+// The four tuned defaults GetIndex / ListIndexes report for an index.
+void ExpectTuned(const v1::IndexInfo& info, uint32_t partitions_to_search, uint32_t reorder_k,
+                 uint32_t shortlist_dim, uint32_t shortlist_size) {
+  EXPECT_EQ(info.tuned_partitions_to_search(), partitions_to_search);
+  EXPECT_EQ(info.tuned_reorder_k(), reorder_k);
+  EXPECT_EQ(info.tuned_shortlist_dim(), shortlist_dim);
+  EXPECT_EQ(info.tuned_shortlist_size(), shortlist_size);
+}
+
 TEST_F(TuningServiceTest, TunedFunnelAnswersExactlyAsTheExplicitFunnel) {
   CreateLoadedIndex("mrl", kNumPartitions, kLadder);
   const Knobs funnel = {.partitions_to_search = kFunnelP,
@@ -447,10 +456,7 @@ TEST_F(TuningServiceTest, TunedFunnelAnswersExactlyAsTheExplicitFunnel) {
 
   absl::StatusOr<v1::IndexInfo> info = GetIndex("mrl");
   ASSERT_THAT(info, IsOk());
-  EXPECT_EQ(info->tuned_partitions_to_search(), static_cast<uint32_t>(kFunnelP));
-  EXPECT_EQ(info->tuned_reorder_k(), 0u);
-  EXPECT_EQ(info->tuned_shortlist_dim(), static_cast<uint32_t>(kFunnelDim));
-  EXPECT_EQ(info->tuned_shortlist_size(), static_cast<uint32_t>(kFunnelSize));
+  ExpectTuned(*info, kFunnelP, 0, kFunnelDim, kFunnelSize);
   {
     v1::ListIndexesResponse list;
     grpc::ClientContext context;
@@ -574,10 +580,7 @@ TEST_F(TuningServiceTest, TunedDefaultsSurviveARestart) {
   ASSERT_THAT(StartServer(), IsOk());
   absl::StatusOr<v1::IndexInfo> info = GetIndex("mrl");
   ASSERT_THAT(info, IsOk());
-  EXPECT_EQ(info->tuned_partitions_to_search(), static_cast<uint32_t>(kFunnelP));
-  EXPECT_EQ(info->tuned_reorder_k(), 0u);
-  EXPECT_EQ(info->tuned_shortlist_dim(), static_cast<uint32_t>(kFunnelDim));
-  EXPECT_EQ(info->tuned_shortlist_size(), static_cast<uint32_t>(kFunnelSize));
+  ExpectTuned(*info, kFunnelP, 0, kFunnelDim, kFunnelSize);
   absl::StatusOr<v1::FindNeighborsResponse> tuned = Find("mrl");
   ASSERT_THAT(tuned, IsOk());
   EXPECT_EQ(tuned->SerializeAsString(), explicit_funnel->SerializeAsString());
@@ -601,10 +604,7 @@ TEST_F(TuningServiceTest, TunedDefaultsSurviveARestart) {
   ASSERT_THAT(StartServer({"mrl=" + path}), IsOk());
   info = GetIndex("mrl");
   ASSERT_THAT(info, IsOk());
-  EXPECT_EQ(info->tuned_partitions_to_search(), 3u);
-  EXPECT_EQ(info->tuned_reorder_k(), 20u);
-  EXPECT_EQ(info->tuned_shortlist_dim(), 0u);
-  EXPECT_EQ(info->tuned_shortlist_size(), 0u);
+  ExpectTuned(*info, 3, 20, 0, 0);
   absl::StatusOr<v1::FindNeighborsResponse> overridden = Find("mrl");
   absl::StatusOr<v1::FindNeighborsResponse> overridden_explicit = Find("mrl", 3, 20);
   ASSERT_THAT(overridden, IsOk());
