@@ -445,10 +445,22 @@ absl::Status PartitionedIndex::BuildImpl() {
   for (uint32_t a : assignment) ++counts[a];
   std::vector<VectorRows> partitions;
   partitions.reserve(num_partitions);
+  for (int c = 0; c < num_partitions; ++c) partitions.emplace_back(d, VectorRows::PaddedStride(d));
+  // All partitions' rows and codes in one huge-page arena (index/row_memory.h), each
+  // partition's float rows, codes and shortlist blocks side by side.
+  const std::vector<CodeRows> blocks_of_a_partition = NewShortlistBlocks();
+  size_t arena_bytes = 0;
   for (int c = 0; c < num_partitions; ++c) {
-    partitions.emplace_back(d, VectorRows::PaddedStride(d));
-    partitions.back().Reserve(counts[c]);
+    arena_bytes += partitions[c].ReserveBytes(counts[c]);
+    if (quantizer.trained()) {
+      arena_bytes += RowArenaBytes(counts[c] * static_cast<size_t>(quantizer.code_stride()));
+      for (const CodeRows& block : blocks_of_a_partition) {
+        arena_bytes += block.ReserveBytes(counts[c]);
+      }
+    }
   }
+  const std::shared_ptr<RowArena> arena = RowArena::Create(arena_bytes);
+  for (int c = 0; c < num_partitions; ++c) partitions[c].Reserve(counts[c], arena);
   if (all == &partitions_[0]) {
     gathered = std::move(partitions_[0]);
     all = &gathered;
@@ -462,9 +474,9 @@ absl::Status PartitionedIndex::BuildImpl() {
   if (quantizer_.trained()) {
     for (int c = 0; c < num_partitions; ++c) {
       codes_.emplace_back(quantizer_.code_stride());
-      codes_.back().Reserve(counts[c]);
+      codes_.back().Reserve(counts[c], arena);
       shortlist_codes_.push_back(NewShortlistBlocks());
-      for (CodeRows& block : shortlist_codes_.back()) block.Reserve(counts[c]);
+      for (CodeRows& block : shortlist_codes_.back()) block.Reserve(counts[c], arena);
       prefix_norms_.emplace_back(norm_dims_.size());
       for (auto& norms : prefix_norms_.back()) norms.reserve(counts[c]);
     }
@@ -1183,7 +1195,28 @@ absl::StatusOr<std::unique_ptr<PartitionedIndex>> PartitionedIndex::Deserialize(
       index->Insert(b, ids[r], vector.data());
     }
   }
+  if (built) index->LayOutInArena();
   return index;
+}
+
+void PartitionedIndex::LayOutInArena() {
+  size_t bytes = 0;
+  for (size_t p = 0; p < partitions_.size(); ++p) {
+    bytes += partitions_[p].RelocateBytes();
+    if (p < codes_.size()) bytes += codes_[p].RelocateBytes();
+    if (p < shortlist_codes_.size()) {
+      for (const CodeRows& block : shortlist_codes_[p]) bytes += block.RelocateBytes();
+    }
+  }
+  if (bytes == 0) return;
+  const std::shared_ptr<RowArena> arena = RowArena::Create(bytes);
+  for (size_t p = 0; p < partitions_.size(); ++p) {
+    partitions_[p].Relocate(arena);
+    if (p < codes_.size()) codes_[p].Relocate(arena);
+    if (p < shortlist_codes_.size()) {
+      for (CodeRows& block : shortlist_codes_[p]) block.Relocate(arena);
+    }
+  }
 }
 
 }  // namespace nestor

@@ -40,29 +40,39 @@ void ScalarQuantizer::Encode(const float* x, uint8_t* code) const {
   std::memset(code + d, 0, code_stride() - d);
 }
 
-void CodeRows::AlignedFree::operator()(uint8_t* p) const { std::free(p); }
-
 CodeRows::CodeRows(CodeRows&& other) noexcept
     : stride_(other.stride_),
       size_(std::exchange(other.size_, 0)),
       capacity_(std::exchange(other.capacity_, 0)),
-      data_(std::move(other.data_)) {}
+      owner_(std::move(other.owner_)),
+      data_(std::exchange(other.data_, nullptr)) {}
 
 CodeRows& CodeRows::operator=(CodeRows&& other) noexcept {
   stride_ = other.stride_;
   size_ = std::exchange(other.size_, 0);
   capacity_ = std::exchange(other.capacity_, 0);
-  data_ = std::move(other.data_);
+  owner_ = std::move(other.owner_);
+  data_ = std::exchange(other.data_, nullptr);
   return *this;
 }
 
-void CodeRows::Reserve(size_t n) {
+void CodeRows::Reserve(size_t n, const std::shared_ptr<RowArena>& arena) {
   if (n <= capacity_ || stride_ == 0) return;
-  auto* p = static_cast<uint8_t*>(std::aligned_alloc(64, n * stride_));
-  if (p == nullptr) std::abort();
-  if (size_ > 0) std::memcpy(p, data_.get(), size_ * stride_);
-  data_.reset(p);
+  RowBuffer fresh = AllocateRows(n * stride_, arena);
+  if (size_ > 0) std::memcpy(fresh.data, data_, size_ * stride_);
+  owner_ = std::move(fresh.owner);
+  data_ = static_cast<uint8_t*>(fresh.data);
   capacity_ = n;
+}
+
+void CodeRows::Relocate(const std::shared_ptr<RowArena>& arena) {
+  if (size_ == 0 || stride_ == 0 || arena == nullptr) return;
+  void* piece = arena->Take(RelocateBytes());
+  if (piece == nullptr) return;
+  std::memcpy(piece, data_, size_ * stride_);
+  owner_ = arena;
+  data_ = static_cast<uint8_t*>(piece);
+  capacity_ = size_;
 }
 
 uint8_t* CodeRows::Append() {

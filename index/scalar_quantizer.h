@@ -7,6 +7,8 @@
 #include <memory>
 #include <vector>
 
+#include "index/row_memory.h"
+
 namespace nestor {
 
 // Per-dimension affine quantizer: coordinate j is coded as
@@ -43,8 +45,8 @@ class ScalarQuantizer {
   std::vector<float> scales_;
 };
 
-// Code rows of `stride` bytes (a multiple of 64) in one 64-byte-aligned buffer that grows
-// geometrically; row r mirrors row r of the partition's VectorRows (same append and
+// Code rows of `stride` bytes (a multiple of 64) in one 64-byte-aligned buffer
+// (index/row_memory.h) that grows geometrically; row r mirrors row r of the partition's VectorRows (same append and
 // swap-remove order).
 //
 // Thread safety: not thread-safe; the owning index guards it with its mutex.
@@ -56,11 +58,18 @@ class CodeRows {
 
   int stride() const { return stride_; }
   size_t size() const { return size_; }
-  const uint8_t* data() const { return data_.get(); }
-  const uint8_t* row(size_t i) const { return data_.get() + i * stride_; }
-  uint8_t* mutable_row(size_t i) { return data_.get() + i * stride_; }
+  const uint8_t* data() const { return data_; }
+  const uint8_t* row(size_t i) const { return data_ + i * stride_; }
+  uint8_t* mutable_row(size_t i) { return data_ + i * stride_; }
 
-  void Reserve(size_t n);
+  // Makes room for `n` rows in total, in `arena` when it is given and has room.
+  void Reserve(size_t n, const std::shared_ptr<RowArena>& arena = nullptr);
+  // Bytes Reserve(n) takes from an arena.
+  size_t ReserveBytes(size_t n) const { return RowArenaBytes(n * stride_); }
+  // Moves the rows into `arena` (exactly size() rows); see VectorRows::Relocate.
+  void Relocate(const std::shared_ptr<RowArena>& arena);
+  // Bytes Relocate takes from an arena.
+  size_t RelocateBytes() const { return RowArenaBytes(size_ * stride_); }
   // Appends an uninitialised row and returns it.
   uint8_t* Append();
   // Moves the last row into `row` and drops the last row.
@@ -68,13 +77,11 @@ class CodeRows {
   size_t memory_bytes() const { return capacity_ * stride_; }
 
  private:
-  struct AlignedFree {
-    void operator()(uint8_t* p) const;
-  };
   int stride_;
   size_t size_ = 0;
   size_t capacity_ = 0;
-  std::unique_ptr<uint8_t[], AlignedFree> data_;
+  std::shared_ptr<void> owner_;  // keeps data_ alive
+  uint8_t* data_ = nullptr;
 };
 
 }  // namespace nestor

@@ -10,12 +10,14 @@
 
 #include "absl/types/span.h"
 #include "index/index.h"
+#include "index/row_memory.h"
 
 namespace nestor {
 
 // Rows of `dimension` floats stored `stride` floats apart (stride >= dimension) in one
-// 64-byte-aligned buffer whose capacity grows geometrically, with each row's id and
-// full-dimension squared norm alongside. Padding floats (stride - dimension) are zero.
+// 64-byte-aligned buffer (index/row_memory.h) whose capacity grows geometrically, with
+// each row's id and full-dimension squared norm alongside. Padding floats (stride -
+// dimension) are zero.
 // Row order is insertion order except that removal moves the last row into the hole.
 //
 // The buffer is a valid row-major matrix for BLAS with leading dimension `stride`.
@@ -36,16 +38,25 @@ class VectorRows {
   size_t size() const { return ids_.size(); }
   bool empty() const { return ids_.empty(); }
 
-  const float* data() const { return data_.get(); }
-  const float* row(size_t i) const { return data_.get() + i * stride_; }
+  const float* data() const { return data_; }
+  const float* row(size_t i) const { return data_ + i * stride_; }
   DatapointId id(size_t i) const { return ids_[i]; }
   absl::Span<const DatapointId> ids() const { return ids_; }
   // Squared norm of row i over all `dimension` coordinates.
   float squared_norm(size_t i) const { return norms_[i]; }
   absl::Span<const float> squared_norms() const { return norms_; }
 
-  // Makes room for `n` rows in total.
-  void Reserve(size_t n);
+  // Makes room for `n` rows in total, in `arena` when it is given and has room (see
+  // AllocateRows).
+  void Reserve(size_t n, const std::shared_ptr<RowArena>& arena = nullptr);
+  // Bytes Reserve(n) takes from an arena.
+  size_t ReserveBytes(size_t n) const { return RowArenaBytes(n * stride_ * sizeof(float)); }
+  // Moves the rows into `arena` (a buffer of exactly size() rows, shared with whatever
+  // else the arena holds); later growth leaves the arena again. No-op when empty or when
+  // the arena is full.
+  void Relocate(const std::shared_ptr<RowArena>& arena);
+  // Bytes Relocate takes from an arena.
+  size_t RelocateBytes() const { return RowArenaBytes(size() * stride_ * sizeof(float)); }
   // Appends `vector` (dimension floats) with `id`; returns its row.
   size_t Append(DatapointId id, const float* vector);
   // Overwrites the vector of `row` (id unchanged).
@@ -60,14 +71,11 @@ class VectorRows {
   size_t memory_bytes() const;
 
  private:
-  struct AlignedFree {
-    void operator()(float* p) const;
-  };
-
   int dimension_;
   int stride_;
   size_t capacity_ = 0;
-  std::unique_ptr<float[], AlignedFree> data_;
+  std::shared_ptr<void> owner_;  // keeps data_ alive
+  float* data_ = nullptr;
   std::vector<DatapointId> ids_;
   std::vector<float> norms_;
 };
