@@ -67,13 +67,13 @@ struct SearchScratch {
   std::vector<float> unit_query;                   // cosine: normalized query
   std::vector<int16_t> weights;                    // quantized scale_j * q_j
   std::vector<int32_t> code_dots;                  // one partition's integer dots
-  std::vector<Candidate> candidates;               // max-heap (key, partition<<32|row)
+  std::vector<Candidate> candidates;               // selection slots / max-heap
   // Partition-major batch path.
   std::vector<uint32_t> members_begin;              // per partition, into members
   std::vector<uint32_t> members;                    // query indices, partition-major
   std::vector<const int16_t*> weight_rows;          // kernel operands
   std::vector<float> query_terms;                   // per query: bias, 1/scale, 1/|q|
-  std::vector<size_t> heap_sizes;
+  std::vector<CandidateSelection> selections;        // per query
   std::vector<float> computed_norms;                // prefix norms not stored
   std::vector<float> rotated;                       // rotated queries
   // Two-stage funnel rerank.
@@ -635,9 +635,22 @@ size_t PartitionedIndex::CandidatesToKeep(const SearchParams& params) const {
   return std::max(static_cast<size_t>(reorder), static_cast<size_t>(params.k));
 }
 
+void CandidateSelection::Compact() {
+  if (size <= keep) return;
+  std::nth_element(slots, slots + keep - 1, slots + size);
+  size = keep;
+  bound = slots[keep - 1].first;
+}
+
+absl::Span<const ScanCandidate> CandidateSelection::Finish() {
+  Compact();
+  std::sort(slots, slots + size);
+  return absl::MakeConstSpan(slots, size);
+}
+
 void PartitionedIndex::OfferInt8Scores(uint32_t p, int scan_dim, const int32_t* dots,
-                                       const Int8Query& terms, size_t keep, Candidate* heap,
-                                       size_t* size) const {
+                                       const Int8Query& terms,
+                                       CandidateSelection* selection) const {
   const size_t n = codes_[p].size();
   const VectorRows& rows = partitions_[p];
   const float* full = rows.squared_norms().data();
@@ -681,21 +694,25 @@ void PartitionedIndex::OfferInt8Scores(uint32_t p, int scan_dim, const int32_t* 
         keys[r] = -(static_cast<float>(dots[r0 + r]) * scale + bias);
       }
     }
-    // Once the heap is full, most blocks hold no key that can enter: count the keys at or
-    // below the heap's worst (a vectorized compare) and skip the block when there are none.
-    bool full = *size == keep;
-    float bound = full ? heap[0].first : 0.0f;
-    if (full) {
+    if (selection->size + nb > CandidateSelection::Capacity(selection->keep)) {
+      selection->Compact();
+    }
+    // Once a bound is set, most blocks hold no key that can enter: count the keys at or
+    // below it (a vectorized compare) and skip the block when there are none.
+    const float bound = selection->bound;
+    if (bound < std::numeric_limits<float>::infinity()) {
       int below = 0;
       for (size_t r = 0; r < nb; ++r) below += keys[r] <= bound ? 1 : 0;
       if (below == 0) continue;
     }
+    // Branch-free append: every key is written, only those at or below the bound kept.
+    Candidate* out = selection->slots + selection->size;
+    size_t kept = 0;
     for (size_t r = 0; r < nb; ++r) {
-      if (full && keys[r] > bound) continue;
-      OfferCandidate(heap, size, keep, Candidate(keys[r], base | (r0 + r)));
-      full = *size == keep;
-      if (full) bound = heap[0].first;
+      out[kept] = Candidate(keys[r], base | (r0 + r));
+      kept += keys[r] <= bound ? 1 : 0;
     }
+    selection->size += kept;
   }
 }
 
@@ -764,11 +781,11 @@ std::vector<Neighbor> PartitionedIndex::SearchOneInt8(
   const Int8Query terms =
       PrepareInt8Query(q, scan_dim, scratch.weights.data(), &scratch.unit_query);
 
-  // Approximate scan: keep the best `keep` (key, location) in a bounded max-heap.
-  const size_t keep = CandidatesToKeep(params);
-  auto& heap = scratch.candidates;
-  heap.resize(keep);
-  size_t size = 0;
+  // Approximate scan: keep the best `keep` (key, location).
+  CandidateSelection selection;
+  selection.keep = CandidatesToKeep(params);
+  scratch.candidates.resize(CandidateSelection::Capacity(selection.keep));
+  selection.slots = scratch.candidates.data();
   for (const auto& probe : probes) {
     const uint32_t p = probe.second;
     const CodeRows& codes = ScanCodes(p, length);
@@ -777,9 +794,9 @@ std::vector<Neighbor> PartitionedIndex::SearchOneInt8(
     if (scratch.code_dots.size() < n) scratch.code_dots.resize(n);
     kernels::DotU8I16Batch(codes.data(), static_cast<size_t>(codes.stride()), n,
                            scratch.weights.data(), length, scratch.code_dots.data());
-    OfferInt8Scores(p, scan_dim, scratch.code_dots.data(), terms, keep, heap.data(), &size);
+    OfferInt8Scores(p, scan_dim, scratch.code_dots.data(), terms, &selection);
   }
-  return FinishInt8(q, params, absl::MakeConstSpan(heap.data(), size));
+  return FinishInt8(q, params, selection.Finish());
 }
 
 std::vector<Neighbor> PartitionedIndex::FinishInt8(const float* q, const SearchParams& params,
@@ -1021,8 +1038,13 @@ absl::Status PartitionedIndex::SearchBatch(absl::Span<const float> queries,
         terms[i] = PrepareInt8Query(q_base + i * d, scan_dim,
                                     scratch.weights.data() + i * length, &scratch.unit_query);
       }
-      scratch.candidates.resize(nq * keep);
-      scratch.heap_sizes.assign(nq, 0);
+      const size_t capacity = CandidateSelection::Capacity(keep);
+      scratch.candidates.resize(nq * capacity);
+      scratch.selections.assign(nq, CandidateSelection{});
+      for (size_t i = 0; i < nq; ++i) {
+        scratch.selections[i].slots = scratch.candidates.data() + i * capacity;
+        scratch.selections[i].keep = keep;
+      }
       for (size_t c = 0; c < num_partitions; ++c) {
         const uint32_t first = starts[c], last = starts[c + 1];
         const CodeRows& codes = ScanCodes(static_cast<uint32_t>(c), length);
@@ -1043,17 +1065,15 @@ absl::Status PartitionedIndex::SearchBatch(absl::Span<const float> queries,
           for (size_t i = 0; i < ng; ++i) {
             const uint32_t qi = scratch.members[g + i];
             OfferInt8Scores(static_cast<uint32_t>(c), scan_dim,
-                            scratch.code_dots.data() + i * n, terms[qi], keep,
-                            scratch.candidates.data() + qi * keep, &scratch.heap_sizes[qi]);
+                            scratch.code_dots.data() + i * n, terms[qi],
+                            &scratch.selections[qi]);
           }
         }
       }
       // 4. Exact reorder, query by query.
       for (size_t i = 0; i < nq; ++i) {
         const float* q = q_base + i * d;
-        (*results)[b0 + i] = FinishInt8(
-            q, params,
-            absl::MakeConstSpan(scratch.candidates.data() + i * keep, scratch.heap_sizes[i]));
+        (*results)[b0 + i] = FinishInt8(q, params, scratch.selections[i].Finish());
       }
       continue;
     }

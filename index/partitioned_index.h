@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -15,6 +16,29 @@
 #include "index/vector_rows.h"
 
 namespace nestor {
+
+// (approximate key, partition << 32 | row) of an int8-scan candidate.
+using ScanCandidate = std::pair<float, uint64_t>;
+
+// The `keep` smallest (key, location) candidates of a scan, whatever the order of the
+// offers (so the single-query and the partition-major batch scans keep the same set).
+// Offers at or below `bound` are appended to `slots` (Capacity(keep) of them); when the
+// slots are full they are cut back to the `keep` smallest with std::nth_element and
+// `bound` becomes the largest kept key. Amortised O(1) per offer, against O(log keep)
+// for a bounded heap; the same selection as FAISS's reservoir result handlers.
+struct CandidateSelection {
+  static size_t Capacity(size_t keep) { return 2 * keep + 64; }
+  // Cuts the slots back to the `keep` smallest (no-op when there are no more).
+  void Compact();
+  // Compact(), then the kept candidates in ascending (key, location) order.
+  absl::Span<const ScanCandidate> Finish();
+
+  ScanCandidate* slots = nullptr;
+  size_t keep = 0;
+  size_t size = 0;
+  float bound = std::numeric_limits<float>::infinity();
+};
+
 
 // Inverted-file index with uncompressed vectors ("IVF-flat": Jégou, Douze & Schmid,
 // "Product quantization for nearest neighbor search", TPAMI 2011; FAISS IndexIVFFlat).
@@ -225,8 +249,7 @@ class PartitionedIndex : public Index {
   // (`d` floats apart) into out (n x d, coordinates past `rows` zero).
   void Rotate(const float* x, size_t n, int rows, float* out) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  // (approximate key, partition << 32 | row).
-  using Candidate = std::pair<float, uint64_t>;
+  using Candidate = ScanCandidate;
   // Writes the int16 weights of the first `scan_dim` coordinates of `q` (CodeLength
   // entries, zero padded) and returns its terms; `unit_query` is scratch for cosine.
   Int8Query PrepareInt8Query(const float* q, int scan_dim, int16_t* weights,
@@ -236,11 +259,9 @@ class PartitionedIndex : public Index {
   // funnel, else reorder_k resolved (see SearchParams); >= k.
   size_t CandidatesToKeep(const SearchParams& params) const;
   // Turns partition `p`'s integer dots on the first `scan_dim` coordinates into
-  // approximate keys and offers them to the bounded heap heap[0, *size) of `keep`
-  // candidates.
+  // approximate keys and offers them to `selection`.
   void OfferInt8Scores(uint32_t p, int scan_dim, const int32_t* dots, const Int8Query& terms,
-                       size_t keep, Candidate* heap, size_t* size) const
-      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+                       CandidateSelection* selection) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // Exact re-scoring of `candidates` with the float rows on the first `p` coordinates
   // (`q_inv` = QueryInv(q, p)); the top k, nearest first.
   std::vector<Neighbor> Rerank(const float* q, int p, float q_inv,

@@ -93,10 +93,14 @@ class PartitionedIndexTraceAccess {
           code_dots.resize(m);
           kernels::DotU8I16Batch(rows.data(), static_cast<size_t>(stride), m, weights.data(),
                                  length, code_dots.data());
-          // The search's own key computation: offer every row to a heap that keeps all.
-          heap.resize(m);
-          size_t size = 0;
-          index.OfferInt8Scores(p, s, code_dots.data(), terms, m, heap.data(), &size);
+          // The search's own key computation: offer every row to a selection that keeps
+          // all.
+          heap.resize(CandidateSelection::Capacity(m));
+          CandidateSelection selection;
+          selection.slots = heap.data();
+          selection.keep = m;
+          index.OfferInt8Scores(p, s, code_dots.data(), terms, &selection);
+          const size_t size = selection.size;
           for (size_t h = 0; h < size; ++h) {
             const uint32_t r = static_cast<uint32_t>(heap[h].second);
             keys[begin[p] + r] = heap[h].first;
