@@ -694,18 +694,20 @@ void PartitionedIndex::OfferInt8Scores(uint32_t p, int scan_dim, const int32_t* 
         keys[r] = -(static_cast<float>(dots[r0 + r]) * scale + bias);
       }
     }
-    if (selection->size + nb > CandidateSelection::Capacity(selection->keep)) {
-      selection->Compact();
-    }
     // Once a bound is set, most blocks hold no key that can enter: count the keys at or
     // below it (a vectorized compare) and skip the block when there are none.
-    const float bound = selection->bound;
-    if (bound < std::numeric_limits<float>::infinity()) {
-      int below = 0;
-      for (size_t r = 0; r < nb; ++r) below += keys[r] <= bound ? 1 : 0;
+    size_t below = nb;
+    if (selection->bound < std::numeric_limits<float>::infinity()) {
+      below = 0;
+      for (size_t r = 0; r < nb; ++r) below += keys[r] <= selection->bound ? 1 : 0;
       if (below == 0) continue;
     }
-    // Branch-free append: every key is written, only those at or below the bound kept.
+    if (selection->size + below > CandidateSelection::Limit(selection->keep)) {
+      selection->Compact();  // tightens the bound
+    }
+    // Branch-free append: every key is written (the slots have room for a whole block
+    // past Limit), only those at or below the bound kept.
+    const float bound = selection->bound;
     Candidate* out = selection->slots + selection->size;
     size_t kept = 0;
     for (size_t r = 0; r < nb; ++r) {

@@ -22,12 +22,16 @@ using ScanCandidate = std::pair<float, uint64_t>;
 
 // The `keep` smallest (key, location) candidates of a scan, whatever the order of the
 // offers (so the single-query and the partition-major batch scans keep the same set).
-// Offers at or below `bound` are appended to `slots` (Capacity(keep) of them); when the
-// slots are full they are cut back to the `keep` smallest with std::nth_element and
+// Offers at or below `bound` are appended to `slots`; when Limit(keep) would be passed
+// they are cut back to the `keep` smallest with std::nth_element and
 // `bound` becomes the largest kept key. Amortised O(1) per offer, against O(log keep)
 // for a bounded heap; the same selection as FAISS's reservoir result handlers.
 struct CandidateSelection {
-  static size_t Capacity(size_t keep) { return 2 * keep + 64; }
+  // Candidates held before Compact() is due.
+  static size_t Limit(size_t keep) { return 2 * keep + 64; }
+  // Slots to provide: Limit(keep) plus 64 that a branch-free append of a block of up to 64
+  // offers may write past the candidates it keeps.
+  static size_t Capacity(size_t keep) { return Limit(keep) + 64; }
   // Cuts the slots back to the `keep` smallest (no-op when there are no more).
   void Compact();
   // Compact(), then the kept candidates in ascending (key, location) order.

@@ -18,7 +18,7 @@ std::vector<ScanCandidate> Select(const std::vector<ScanCandidate>& offers, size
   selection.keep = keep;
   for (size_t b = 0; b < offers.size(); b += 64) {
     const size_t nb = std::min<size_t>(64, offers.size() - b);
-    if (selection.size + nb > CandidateSelection::Capacity(keep)) selection.Compact();
+    if (selection.size + nb > CandidateSelection::Limit(keep)) selection.Compact();
     for (size_t i = b; i < b + nb; ++i) {
       if (offers[i].first <= selection.bound) slots[selection.size++] = offers[i];
     }
