@@ -147,7 +147,8 @@ IndexStats PartitionedIndex::StatsImpl() const {
   }
   bytes += rotation_.capacity() * sizeof(float);
   bytes += quantizer_.dimension() * 2 * sizeof(float);
-  bytes += (centroids_.capacity() + centroid_norms_.capacity()) * sizeof(float);
+  bytes += (centroids_.capacity() + centroids_t_.capacity() + centroid_norms_.capacity()) *
+           sizeof(float);
   bytes += location_of_.capacity() * (sizeof(std::pair<DatapointId, Location>) + 1);
   bytes += partitions_.capacity() * sizeof(VectorRows);
   stats.memory_bytes = bytes;
@@ -162,6 +163,11 @@ void PartitionedIndex::SetCentroids(std::vector<float> centroids, bool normalize
   }
   centroid_norms_.resize(p);
   for (size_t c = 0; c < p; ++c) centroid_norms_[c] = SquaredNorm(centroids.data() + c * d, d);
+  centroids_ld_ = (p + 15) / 16 * 16;
+  centroids_t_.assign(static_cast<size_t>(d) * centroids_ld_, 0.0f);
+  for (size_t c = 0; c < p; ++c) {
+    for (int j = 0; j < d; ++j) centroids_t_[j * centroids_ld_ + c] = centroids[c * d + j];
+  }
   centroids_ = std::move(centroids);
 }
 
@@ -914,9 +920,9 @@ void PartitionedIndex::ScoreCentroids(const float* q_block, size_t nq, int p,
                 0.0f, dots, static_cast<int>(num_partitions));
     return;
   }
-  // Bit for bit the Dot of each pair (kernels::DotRows), several centroids per pass.
-  kernels::DotRows(q_block, static_cast<size_t>(d), nq, centroids_.data(),
-                   static_cast<size_t>(d), num_partitions, p, dots);
+  // The same bits as ProbeBatch gives each query (kernels::DotColumns).
+  kernels::DotColumns(q_block, static_cast<size_t>(d), nq, p, centroids_t_.data(),
+                      centroids_ld_, num_partitions, dots);
 }
 
 absl::Status PartitionedIndex::SearchOne(const float* q, const SearchParams& params,
@@ -969,7 +975,7 @@ absl::Status PartitionedIndex::ProbeBatch(absl::Span<const float> queries, int p
   const size_t to_search = static_cast<size_t>(partitions_to_search);
   SearchScratch& scratch = Scratch();
   if (scratch.dots.size() < num_partitions) scratch.dots.resize(num_partitions);
-  // Queries per DotRows call: their rows stay in L1 while the centroids stream by.
+  // Queries per DotColumns call: their rows stay in L1 while the centroids stream by.
   constexpr size_t kProbeBlock = 8;
   if (scratch.dots.size() < kProbeBlock * num_partitions) {
     scratch.dots.resize(kProbeBlock * num_partitions);
@@ -977,8 +983,8 @@ absl::Status PartitionedIndex::ProbeBatch(absl::Span<const float> queries, int p
   for (size_t g = begin; g < end; g += kProbeBlock) {
     if ((g - begin) % kQueryBlock == 0) RETURN_IF_ERROR(CheckInterrupted(params));
     const size_t ng = std::min(kProbeBlock, end - g);
-    kernels::DotRows(queries.data() + g * d, d, ng, centroids_.data(), d, num_partitions, p,
-                     scratch.dots.data());
+    kernels::DotColumns(queries.data() + g * d, d, ng, p, centroids_t_.data(), centroids_ld_,
+                        num_partitions, scratch.dots.data());
     for (size_t i = 0; i < ng; ++i) {
       RankCentroids(scratch.dots.data() + i * num_partitions, centroid_norms,
                     partitions_to_search, &scratch.ranked);

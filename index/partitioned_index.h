@@ -185,8 +185,8 @@ class PartitionedIndex : public Index {
   // assignment rule of the metric (see class comment). Requires centroids.
   std::vector<uint32_t> Assign(const float* x, size_t n, int ldx) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  // Sets centroids_ (first normalized under cosine when `normalize`) and their squared
-  // norms.
+  // Sets centroids_ (first normalized under cosine when `normalize`), their squared
+  // norms and their transpose.
   void SetCentroids(std::vector<float> centroids, bool normalize)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Appends (id, vector) to `partition` and records its location.
@@ -323,6 +323,10 @@ class PartitionedIndex : public Index {
   // Built: num_partitions x dimension, row-major (unit rows under cosine).
   std::vector<float> centroids_ ABSL_GUARDED_BY(mu_);
   std::vector<float> centroid_norms_ ABSL_GUARDED_BY(mu_);  // squared, full dimension
+  // The centroids transposed for kernels::DotColumns: dimension x centroids_ld_, row j
+  // holding coordinate j of every centroid (zero padded).
+  std::vector<float> centroids_t_ ABSL_GUARDED_BY(mu_);
+  size_t centroids_ld_ ABSL_GUARDED_BY(mu_) = 0;
   // Built with kInt8 codes: the quantizer and one CodeRows per partition, rows in step
   // with partitions_. Empty otherwise.
   ScalarQuantizer quantizer_ ABSL_GUARDED_BY(mu_);

@@ -1,5 +1,7 @@
 #include "index/kernels/simd.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 
@@ -69,6 +71,21 @@ float L2SqrPortable(const float* a, const float* b, int d) {
   float sum = 0.0f;
   for (int j = 0; j < kLanes; ++j) sum += acc[j];
   return sum + tail;
+}
+
+// out[i * count + c] = sum_j queries[i * ldq + j] * columns[j * ldc + c], one fused
+// multiply-add per term in j order.
+void DotColumnsPortable(const float* queries, size_t ldq, size_t num_queries, int d,
+                        const float* columns, size_t ldc, size_t count, float* out) {
+  for (size_t i = 0; i < num_queries; ++i) {
+    const float* q = queries + i * ldq;
+    float* o = out + i * count;
+    for (size_t c = 0; c < count; ++c) o[c] = 0.0f;
+    for (int j = 0; j < d; ++j) {
+      const float* row = columns + static_cast<size_t>(j) * ldc;
+      for (size_t c = 0; c < count; ++c) o[c] = std::fma(q[j], row[c], o[c]);
+    }
+  }
 }
 
 #if NESTOR_X86
@@ -212,6 +229,39 @@ NESTOR_AVX2 float L2SqrAvx2(const float* a, const float* b, int d) {
 }
 
 // ------------------------------------------------------------------------ AVX-512
+// DotColumns with AVX2, query by query: four vectors of 8 columns per pass, then 8 at a
+// time, the last columns element-wise (the same fused multiply-adds in the same order as
+// every path).
+NESTOR_AVX2 void DotColumnsAvx2(const float* queries, size_t ldq, size_t num_queries, int d,
+                                const float* columns, size_t ldc, size_t count, float* out) {
+  for (size_t i = 0; i < num_queries; ++i) {
+    const float* q = queries + i * ldq;
+    float* o = out + i * count;
+    size_t c = 0;
+    for (; c + 32 <= count; c += 32) {
+      __m256 acc[4];
+      for (int t = 0; t < 4; ++t) acc[t] = _mm256_setzero_ps();
+      for (int j = 0; j < d; ++j) {
+        const __m256 qj = _mm256_set1_ps(q[j]);
+        const float* row = columns + static_cast<size_t>(j) * ldc + c;
+        for (int t = 0; t < 4; ++t) {
+          acc[t] = _mm256_fmadd_ps(qj, _mm256_loadu_ps(row + 8 * t), acc[t]);
+        }
+      }
+      for (int t = 0; t < 4; ++t) _mm256_storeu_ps(o + c + 8 * t, acc[t]);
+    }
+    for (; c + 8 <= count; c += 8) {
+      __m256 acc = _mm256_setzero_ps();
+      for (int j = 0; j < d; ++j) {
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(q[j]),
+                              _mm256_loadu_ps(columns + static_cast<size_t>(j) * ldc + c), acc);
+      }
+      _mm256_storeu_ps(o + c, acc);
+    }
+    if (c < count) DotColumnsPortable(q, ldq, 1, d, columns + c, ldc, count - c, o + c);
+  }
+}
+
 #define NESTOR_AVX512 __attribute__((target("avx512f,avx512bw")))
 
 // Horizontal sums (GCC 12's _mm512_reduce_add_* warn about an undefined register).
@@ -584,6 +634,66 @@ NESTOR_AVX512 void L2SqrRowsAvx512(const float* q, const float* const* rows, int
   }
   for (int r = 0; r < R; ++r) out[r] = HSum512f(_mm512_add_ps(acc0[r], acc1[r]));
 }
+
+// Q queries x T vectors of 16 columns, the last vector loaded and stored under `last`:
+// each loaded column segment feeds Q fused multiply-adds, each broadcast query coordinate T.
+template <int Q, int T>
+NESTOR_AVX512 inline void DotColumnsBlock(const float* queries, size_t ldq, int d,
+                                          const float* columns, size_t ldc, float* out,
+                                          size_t ldo, __mmask16 last) {
+  __m512 acc[Q][T];
+  for (int x = 0; x < Q; ++x)
+    for (int t = 0; t < T; ++t) acc[x][t] = _mm512_setzero_ps();
+  for (int j = 0; j < d; ++j) {
+    const float* row = columns + static_cast<size_t>(j) * ldc;
+    __m512 v[T];
+    for (int t = 0; t < T; ++t) {
+      v[t] = t == T - 1 ? _mm512_maskz_loadu_ps(last, row + 16 * t) : _mm512_loadu_ps(row + 16 * t);
+    }
+    for (int x = 0; x < Q; ++x) {
+      const __m512 qj = _mm512_set1_ps(queries[x * ldq + j]);
+      for (int t = 0; t < T; ++t) acc[x][t] = _mm512_fmadd_ps(qj, v[t], acc[x][t]);
+    }
+  }
+  for (int x = 0; x < Q; ++x) {
+    for (int t = 0; t < T; ++t) {
+      if (t == T - 1) {
+        _mm512_mask_storeu_ps(out + x * ldo + 16 * t, last, acc[x][t]);
+      } else {
+        _mm512_storeu_ps(out + x * ldo + 16 * t, acc[x][t]);
+      }
+    }
+  }
+}
+
+template <int Q, int T>
+NESTOR_AVX512 void DotColumnsQueries(const float* queries, size_t ldq, int d,
+                                     const float* columns, size_t ldc, size_t count,
+                                     float* out) {
+  size_t c = 0;
+  for (; c + 16 * T <= count; c += 16 * T) {
+    DotColumnsBlock<Q, T>(queries, ldq, d, columns + c, ldc, out + c, count, 0xFFFF);
+  }
+  for (; c < count; c += 16) {
+    const size_t left = std::min<size_t>(16, count - c);
+    const __mmask16 m = left == 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1);
+    DotColumnsBlock<Q, 1>(queries, ldq, d, columns + c, ldc, out + c, count, m);
+  }
+}
+
+// DotColumns: four queries x 64 columns per pass (16 accumulators), a lone query 128
+// columns per pass.
+NESTOR_AVX512 void DotColumnsAvx512(const float* queries, size_t ldq, size_t num_queries,
+                                    int d, const float* columns, size_t ldc, size_t count,
+                                    float* out) {
+  size_t i = 0;
+  for (; i + 4 <= num_queries; i += 4) {
+    DotColumnsQueries<4, 4>(queries + i * ldq, ldq, d, columns, ldc, count, out + i * count);
+  }
+  for (; i < num_queries; ++i) {
+    DotColumnsQueries<1, 8>(queries + i * ldq, ldq, d, columns, ldc, count, out + i * count);
+  }
+}
 #endif  // NESTOR_X86
 
 template <FloatKernelFn kDot>
@@ -722,6 +832,21 @@ void DotRows(const float* queries, size_t ldq, size_t num_queries, const float* 
              size_t ldr, size_t count, int d, float* out) {
   static const DotRowsFn fn = DotRowsFor(ActivePath());
   fn(queries, ldq, num_queries, rows, ldr, count, d, out);
+}
+
+DotColumnsFn DotColumnsFor(SimdPath path) {
+#if NESTOR_X86
+  if (path == SimdPath::kAvx512) return DotColumnsAvx512;
+  if (path == SimdPath::kAvx2) return DotColumnsAvx2;
+#endif
+  (void)path;
+  return DotColumnsPortable;
+}
+
+void DotColumns(const float* queries, size_t ldq, size_t num_queries, int d,
+                const float* columns, size_t ldc, size_t count, float* out) {
+  static const DotColumnsFn fn = DotColumnsFor(ActivePath());
+  fn(queries, ldq, num_queries, d, columns, ldc, count, out);
 }
 
 FloatKernelFn DotFor(SimdPath path) {

@@ -91,6 +91,20 @@ DotRowsFn DotRowsFor(SimdPath path);
 void DotRows(const float* queries, size_t ldq, size_t num_queries, const float* rows,
              size_t ldr, size_t count, int d, float* out);
 
+// Dot products of `num_queries` queries (rows of `queries`, `ldq` floats apart) with
+// `count` vectors stored as columns: row j of `columns` (`ldc` >= count floats apart)
+// holds coordinate j of every vector, so
+//   out[i * count + c] = sum_{j < d} queries[i * ldq + j] * columns[j * ldc + c],
+// accumulated with one fused multiply-add per term in j order on every path and for any
+// num_queries (the same bits everywhere). Scores queries against all centroids with
+// vertical adds only, no horizontal sum per centroid (a GEMV/GEMM with the centroid matrix
+// transposed).
+using DotColumnsFn = void (*)(const float* queries, size_t ldq, size_t num_queries, int d,
+                              const float* columns, size_t ldc, size_t count, float* out);
+DotColumnsFn DotColumnsFor(SimdPath path);
+void DotColumns(const float* queries, size_t ldq, size_t num_queries, int d,
+                const float* columns, size_t ldc, size_t count, float* out);
+
 }  // namespace nestor::kernels
 
 #endif  // NESTOR_INDEX_KERNELS_SIMD_H_

@@ -156,6 +156,43 @@ TEST(SimdKernelsTest, DotRowsIsBitIdenticalToDotOnEveryPath) {
   }
 }
 
+TEST(SimdKernelsTest, DotColumnsMatchesADoubleOracleAndIsBitIdenticalAcrossPathsAndBatches) {
+  std::mt19937_64 rng(29);
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  for (int d : {1, 7, 64, 784}) {
+    for (size_t count : {size_t{1}, size_t{15}, size_t{16}, size_t{100}, size_t{256},
+                         size_t{300}}) {
+      const size_t ldc = count + 5;
+      const size_t nq = 6;  // one group of four queries and two alone
+      const size_t ldq = d + 2;
+      std::vector<float> q(nq * ldq), columns(static_cast<size_t>(d) * ldc);
+      for (float& x : q) x = uniform(rng);
+      for (float& x : columns) x = uniform(rng);
+      std::vector<float> want(nq * count);
+      DotColumnsFor(SimdPath::kPortable)(q.data(), ldq, nq, d, columns.data(), ldc, count,
+                                         want.data());
+      for (size_t i = 0; i < nq; ++i) {
+        for (size_t c = 0; c < count; ++c) {
+          double exact = 0;
+          for (int j = 0; j < d; ++j) exact += double(q[i * ldq + j]) * columns[j * ldc + c];
+          EXPECT_NEAR(want[i * count + c], exact, 1e-4 * d) << "d=" << d << " c=" << c;
+        }
+      }
+      for (SimdPath path : SupportedPaths()) {
+        std::vector<float> got(nq * count, -1.0f);
+        DotColumnsFor(path)(q.data(), ldq, nq, d, columns.data(), ldc, count, got.data());
+        EXPECT_EQ(got, want) << SimdPathName(path) << " d=" << d << " count=" << count;
+        // One query at a time gives the same bits as the batch.
+        std::vector<float> alone(count, -1.0f);
+        DotColumnsFor(path)(q.data() + 5 * ldq, ldq, 1, d, columns.data(), ldc, count,
+                            alone.data());
+        EXPECT_TRUE(std::equal(alone.begin(), alone.end(), want.begin() + 5 * count))
+            << SimdPathName(path) << " d=" << d << " count=" << count;
+      }
+    }
+  }
+}
+
 TEST(SimdKernelsTest, L2SqrRowsIsBitIdenticalToL2SqrOnEveryPath) {
   std::mt19937_64 rng(23);
   std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
