@@ -210,7 +210,9 @@ TEST(SimdKernelsTest, L2SqrRowsIsBitIdenticalToL2SqrOnEveryPath) {
       L2SqrRows8For(path)(q.data(), rows, d, got8);
       for (int i = 0; i < 8; ++i) {
         const float want = L2SqrFor(path)(q.data(), rows[i], d);
-        if (i < 4) EXPECT_EQ(got4[i], want) << SimdPathName(path) << " d=" << d << " row " << i;
+        if (i < 4) {
+          EXPECT_EQ(got4[i], want) << SimdPathName(path) << " d=" << d << " row " << i;
+        }
         EXPECT_EQ(got8[i], want) << SimdPathName(path) << " d=" << d << " row " << i;
       }
     }
