@@ -171,9 +171,14 @@ absl::StatusOr<std::vector<std::vector<Neighbor>>> Index::Search(
         "partitions_to_search must be >= 0 (0 = index default), got ",
         params.partitions_to_search));
   }
-  if (params.reorder_k < 0) {
+  if (params.reorder_k < 0 || params.reorder_k > kMaxCandidates) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("reorder_k must be in [0, ", kMaxCandidates, "] (0 = index default), got ",
+                     params.reorder_k));
+  }
+  if (params.shortlist_size > kMaxCandidates) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "reorder_k must be >= 0 (0 = index default), got ", params.reorder_k));
+        "shortlist_size must be <= ", kMaxCandidates, ", got ", params.shortlist_size));
   }
   if (params.num_threads < 1) {
     return absl::InvalidArgumentError(

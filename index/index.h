@@ -120,6 +120,9 @@ inline constexpr int kDefaultReorderFactor = 4;
 
 // shortlist_size = this * k when the funnel is on and shortlist_size is 0.
 inline constexpr int kDefaultShortlistFactor = 10;
+// Largest reorder_k and shortlist_size a search accepts (INVALID_ARGUMENT above): each
+// query holds that many candidates in memory.
+inline constexpr int kMaxCandidates = 1000000;
 
 // Per-call search settings. Never stored in the index: concurrent searches may each use
 // their own.

@@ -61,10 +61,10 @@ absl::StatusOr<IndexOptions> NormalizeOptions(IndexOptions options) {
     return absl::InvalidArgumentError(absl::StrCat(
         "code_type must be float (1) or int8 (2), got ", static_cast<int>(options.code_type)));
   }
-  if (options.reorder_k < 0) {
+  if (options.reorder_k < 0 || options.reorder_k > kMaxCandidates) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "reorder_k must be >= 0 (0 = ", kDefaultReorderFactor, " * k), got ",
-        options.reorder_k));
+        "reorder_k must be in [0, ", kMaxCandidates, "] (0 = ", kDefaultReorderFactor,
+        " * k), got ", options.reorder_k));
   }
   // Matryoshka ladder: strictly ascending, in [1, dimension]; dimension is always allowed.
   for (size_t i = 0; i < options.matryoshka_dims.size(); ++i) {

@@ -21,7 +21,7 @@ namespace nestor::server {
 using TunedDefaults = SavedQueryDefaults;
 
 // Largest tuned reorder_k and shortlist_size, in vectors.
-inline constexpr int kMaxTunedReorderK = 1000000;
+inline constexpr int kMaxTunedReorderK = kMaxCandidates;
 
 // OK when `tuned` may be installed on an index with `options`; INVALID_ARGUMENT naming the
 // field, what is allowed and what was given otherwise:

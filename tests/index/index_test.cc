@@ -125,6 +125,16 @@ TEST_P(IndexValidationTest, BadSearchArgumentsAreInvalidArgument) {
   params = SearchParams();
   params.num_threads = 0;
   EXPECT_THAT(index_->Search(q, params), StatusIs(kInvalid, "num_threads"));
+  // Candidate counts past the cap would allocate that many candidates per query.
+  params = SearchParams();
+  params.reorder_k = kMaxCandidates + 1;
+  EXPECT_THAT(index_->Search(q, params),
+              StatusIs(kInvalid, "reorder_k must be in [0, 1000000] (0 = index default), "
+                                 "got 1000001"));
+  params = SearchParams();
+  params.shortlist_size = 2000000000;
+  EXPECT_THAT(index_->Search(q, params),
+              StatusIs(kInvalid, "shortlist_size must be <= 1000000, got 2000000000"));
   params = SearchParams();
   std::vector<float> bad = {0.1f, 0.2f, 0.3f, 0.4f, 1, 1, 1, std::nanf("")};
   EXPECT_THAT(index_->Search(bad, params), StatusIs(kInvalid, "query row 1 column 3"));

@@ -167,7 +167,11 @@ TEST(Int8OptionsTest, NegativeReorderKIsInvalidArgument) {
   options.num_partitions = 2;
   options.reorder_k = -1;
   EXPECT_THAT(CreateIndex(options), StatusIs(absl::StatusCode::kInvalidArgument,
-                                             "reorder_k must be >= 0"));
+                                             "reorder_k must be in [0, 1000000] (0 = 4 * k), "
+                                             "got -1"));
+  options.reorder_k = kMaxCandidates + 1;
+  EXPECT_THAT(CreateIndex(options), StatusIs(absl::StatusCode::kInvalidArgument,
+                                             "reorder_k must be in [0, 1000000]"));
   options.reorder_k = 0;
   options.code_type = static_cast<CodeType>(7);
   EXPECT_THAT(CreateIndex(options), StatusIs(absl::StatusCode::kInvalidArgument,
@@ -176,7 +180,7 @@ TEST(Int8OptionsTest, NegativeReorderKIsInvalidArgument) {
   SearchParams params;
   params.reorder_k = -3;
   EXPECT_THAT(index->Search(std::vector<float>(kDim, 0.5f), params),
-              StatusIs(absl::StatusCode::kInvalidArgument, "reorder_k must be >= 0"));
+              StatusIs(absl::StatusCode::kInvalidArgument, "reorder_k must be in [0, 1000000]"));
 }
 
 class Int8PersistenceTest : public ::testing::Test {

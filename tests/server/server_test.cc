@@ -957,6 +957,24 @@ TEST_F(ServerTest, NegativeReorderKIsInvalidArgumentAndChangesNothing) {
   EXPECT_EQ(info->vector_count(), static_cast<uint64_t>(kNumVectors));
 }
 
+TEST_F(ServerTest, HugeCandidateCountsAreInvalidArgumentNotAnAllocation) {
+  LoadMainIndex();
+  ASSERT_THAT(Create("main8", Int8Config()), IsOk());
+  UpsertAll("main8", ids_, data_);
+  ASSERT_THAT(Build("main8"), IsOk());
+  const std::vector<float> query(probe_.begin(), probe_.begin() + kDim);
+  v1::FindNeighborsRequest request = MakeFind("main8", query, 10);
+  request.mutable_queries(0)->set_reorder_k(2000000000);
+  EXPECT_THAT(Find(request), StatusIs(absl::StatusCode::kInvalidArgument,
+                                      "reorder_k must be in [0, 1000000] (0 = index default), "
+                                      "got 2000000000"));
+  // Still serving.
+  request.mutable_queries(0)->set_reorder_k(1000000);
+  absl::StatusOr<v1::FindNeighborsResponse> found = Find(request);
+  ASSERT_THAT(found, IsOk());
+  EXPECT_EQ(found->nearest_neighbors(0).neighbors_size(), 10);
+}
+
 TEST_F(ServerTest, UnknownCodeTypeOrHugeReorderKIsInvalidArgumentAndCreatesNothing) {
   v1::IndexConfig config = Int8Config();
   config.set_code_type(static_cast<v1::CodeType>(7));
