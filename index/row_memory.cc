@@ -56,9 +56,10 @@ RowBuffer AllocateRows(size_t bytes, const std::shared_ptr<RowArena>& arena) {
       return buffer;
     }
   }
-  void* heap = std::aligned_alloc(64, RowArenaBytes(bytes));
+  const size_t rounded = RowArenaBytes(std::max<size_t>(bytes, 1));
+  void* heap = std::aligned_alloc(64, rounded);
   if (heap == nullptr) throw std::bad_alloc();
-  std::memset(heap, 0, RowArenaBytes(bytes));
+  std::memset(heap, 0, rounded);
   buffer.owner = std::shared_ptr<void>(heap, [](void* p) { std::free(p); });
   buffer.data = heap;
   return buffer;
