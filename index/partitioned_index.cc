@@ -452,8 +452,8 @@ absl::Status PartitionedIndex::BuildImpl() {
   std::vector<VectorRows> partitions;
   partitions.reserve(num_partitions);
   for (int c = 0; c < num_partitions; ++c) partitions.emplace_back(d, VectorRows::PaddedStride(d));
-  // All partitions' rows and codes in one huge-page arena (index/row_memory.h), each
-  // partition's float rows, codes and shortlist blocks side by side.
+  // All partitions' float rows, then their codes and shortlist blocks, in one huge-page
+  // arena (index/row_memory.h).
   const std::vector<CodeRows> blocks_of_a_partition = NewShortlistBlocks();
   size_t arena_bytes = 0;
   for (int c = 0; c < num_partitions; ++c) {

@@ -304,7 +304,7 @@ class PartitionedIndex : public Index {
   // narrowest dense shortlist block at least `length` wide, else the full code rows.
   const CodeRows& ScanCodes(uint32_t p, int length) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // Moves every partition's float rows, codes and shortlist blocks into one huge-page
-  // arena (index/row_memory.h), as Build lays them out; loading a snapshot calls it.
+  // arena (index/row_memory.h), as Build allocates them; loading a snapshot calls it.
   void LayOutInArena() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // One empty CodeRows per entry of block_lengths_.
   std::vector<CodeRows> NewShortlistBlocks() const {
