@@ -17,20 +17,13 @@ namespace {
 
 using ::nestor::testing::Ids;
 using ::nestor::testing::IsOk;
+using ::nestor::testing::MustSearch;
 using ::nestor::testing::StatusIs;
 
 constexpr int kDim = 40;  // not a multiple of the kernels' 32 lanes: padded code rows
 constexpr size_t kRows = 4000;
 constexpr size_t kQueries = 150;
 constexpr int kPartitions = 32;
-
-std::vector<std::vector<Neighbor>> MustSearch(const Index& index,
-                                              const std::vector<float>& queries,
-                                              const SearchParams& params) {
-  auto results = index.Search(queries, params);
-  EXPECT_THAT(results, IsOk());
-  return results.ok() ? *std::move(results) : std::vector<std::vector<Neighbor>>{};
-}
 
 // Each query searched alone (the per-query path).
 std::vector<std::vector<Neighbor>> OneByOne(const Index& index,
@@ -55,11 +48,7 @@ class BatchSearchTest : public ::testing::TestWithParam<std::tuple<Metric, CodeT
         testing::ClusteredVectors(kRows + kQueries, kDim, 60, 0.2f, 2024);
     data_.assign(all.begin(), all.begin() + kRows * kDim);
     queries_.assign(all.begin() + kRows * kDim, all.end());
-    IndexOptions options;
-    options.dimension = kDim;
-    options.metric = metric;
-    options.num_partitions = kPartitions;
-    options.code_type = code_type;
+    IndexOptions options = testing::PartitionedOptions(kDim, metric, kPartitions, code_type);
     auto index = CreateIndex(options);
     ASSERT_THAT(index, IsOk());
     index_ = std::move(index).value();

@@ -19,6 +19,7 @@ namespace {
 
 using ::nestor::testing::Ids;
 using ::nestor::testing::IsOk;
+using ::nestor::testing::MustSearch;
 using ::nestor::testing::StatusIs;
 using ::testing::SizeIs;
 
@@ -29,23 +30,9 @@ constexpr int kPartitions = 64;
 
 std::unique_ptr<Index> Make(Metric metric, int num_partitions, CodeType code_type,
                             int reorder_k = 0) {
-  IndexOptions options;
-  options.dimension = kDim;
-  options.metric = metric;
-  options.num_partitions = num_partitions;
-  options.code_type = code_type;
+  IndexOptions options = testing::PartitionedOptions(kDim, metric, num_partitions, code_type);
   options.reorder_k = reorder_k;
-  auto index = CreateIndex(options);
-  EXPECT_THAT(index, IsOk());
-  return std::move(index).value();
-}
-
-std::vector<std::vector<Neighbor>> MustSearch(const Index& index,
-                                              const std::vector<float>& queries,
-                                              const SearchParams& params) {
-  auto results = index.Search(queries, params);
-  EXPECT_THAT(results, IsOk());
-  return results.ok() ? *std::move(results) : std::vector<std::vector<Neighbor>>{};
+  return testing::MustCreate(options);
 }
 
 void ExpectSameAsExact(const std::vector<std::vector<Neighbor>>& got,

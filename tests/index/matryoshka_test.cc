@@ -24,8 +24,10 @@ namespace {
 using ::nestor::testing::ClusteredVectors;
 using ::nestor::testing::Ids;
 using ::nestor::testing::IsOk;
+using ::nestor::testing::MustCreateBuilt;
+using ::nestor::testing::MustSearch;
+using ::nestor::testing::PartitionedOptions;
 using ::nestor::testing::Recall;
-using ::nestor::testing::SequentialIds;
 using ::nestor::testing::StatusIs;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
@@ -48,30 +50,10 @@ std::vector<float> DecayingVectors(size_t n, uint64_t seed) {
 }
 
 IndexOptions Options(Metric metric, int num_partitions, CodeType code_type) {
-  IndexOptions options;
-  options.dimension = kDim;
-  options.metric = metric;
-  options.num_partitions = num_partitions;
-  options.code_type = code_type;
+  IndexOptions options = PartitionedOptions(kDim, metric, num_partitions, code_type);
   options.matryoshka_dims = kLadder;
   options.routing_dim = num_partitions > 0 ? 16 : 0;
   return options;
-}
-
-std::unique_ptr<Index> MakeBuilt(const IndexOptions& options, const std::vector<float>& data) {
-  auto index = CreateIndex(options);
-  EXPECT_THAT(index, IsOk());
-  EXPECT_THAT((*index)->Upsert(SequentialIds(data.size() / options.dimension), data), IsOk());
-  EXPECT_THAT((*index)->Build(), IsOk());
-  return std::move(index).value();
-}
-
-std::vector<std::vector<Neighbor>> MustSearch(const Index& index,
-                                              const std::vector<float>& queries,
-                                              const SearchParams& params) {
-  auto results = index.Search(queries, params);
-  EXPECT_THAT(results, IsOk());
-  return results.ok() ? *std::move(results) : std::vector<std::vector<Neighbor>>{};
 }
 
 // Rank-by-rank equal scores, and equal ids except inside near-ties (float rounding of
@@ -136,7 +118,7 @@ TEST(MatryoshkaOptionsTest, PcaRotationNeedsPartitions) {
 
 TEST(MatryoshkaSearchTest, BadPrefixAndFunnelSettingsAreInvalidArgument) {
   const std::vector<float> data = DecayingVectors(kRows, 1);
-  auto index = MakeBuilt(Options(Metric::kL2, kPartitions, CodeType::kInt8), data);
+  auto index = MustCreateBuilt(Options(Metric::kL2, kPartitions, CodeType::kInt8), data);
   const std::vector<float> q(data.begin(), data.begin() + kDim);
   auto search = [&](int prefix_dim, int shortlist_dim, int shortlist_size) {
     SearchParams params;
@@ -171,7 +153,7 @@ TEST(MatryoshkaSearchTest, EmptyLadderAllowsEveryPrefix) {
   options.matryoshka_dims.clear();
   options.routing_dim = 0;
   const std::vector<float> data = DecayingVectors(kRows, 2);
-  auto index = MakeBuilt(options, data);
+  auto index = MustCreateBuilt(options, data);
   const std::vector<float> q(data.begin(), data.begin() + kDim);
   SearchParams params;
   params.prefix_dim = 37;
@@ -190,9 +172,9 @@ TEST(MatryoshkaSearchTest, FullSearchIsExactAtEveryLadderDim) {
   const std::vector<float> data = DecayingVectors(kRows, 3);
   const std::vector<float> queries = DecayingVectors(kQueries, 4);
   for (Metric metric : {Metric::kL2, Metric::kInnerProduct, Metric::kCosine}) {
-    auto exact = MakeBuilt(Options(metric, 0, CodeType::kFloat), data);
+    auto exact = MustCreateBuilt(Options(metric, 0, CodeType::kFloat), data);
     for (CodeType code_type : {CodeType::kFloat, CodeType::kInt8}) {
-      auto index = MakeBuilt(Options(metric, kPartitions, code_type), data);
+      auto index = MustCreateBuilt(Options(metric, kPartitions, code_type), data);
       for (int p : {8, 16, 32, 64}) {
         SearchParams params;
         params.k = 10;
@@ -216,12 +198,12 @@ TEST(MatryoshkaSearchTest, FunnelRecallOnDecayingSpectrum) {
   const std::vector<float> data = DecayingVectors(kRows * 2, 5);
   const std::vector<float> queries = DecayingVectors(kQueries * 2, 6);
   for (Metric metric : {Metric::kL2, Metric::kInnerProduct, Metric::kCosine}) {
-    auto exact = MakeBuilt(Options(metric, 0, CodeType::kFloat), data);
+    auto exact = MustCreateBuilt(Options(metric, 0, CodeType::kFloat), data);
     SearchParams params;
     params.k = 10;
     const auto truth = MustSearch(*exact, queries, params);
     for (CodeType code_type : {CodeType::kFloat, CodeType::kInt8}) {
-      auto index = MakeBuilt(Options(metric, kPartitions, code_type), data);
+      auto index = MustCreateBuilt(Options(metric, kPartitions, code_type), data);
       params.partitions_to_search = 6;
       params.shortlist_dim = 16;
       params.shortlist_size = 100;
@@ -248,8 +230,8 @@ TEST(MatryoshkaSearchTest, TwoStageFunnelKeepsRecallAndBatchEqualsOneByOne) {
   const std::vector<float> data = DecayingVectors(kRows * 2, 7);
   const std::vector<float> queries = DecayingVectors(kQueries * 2, 8);
   for (Metric metric : {Metric::kL2, Metric::kInnerProduct, Metric::kCosine}) {
-    auto exact = MakeBuilt(Options(metric, 0, CodeType::kFloat), data);
-    auto index = MakeBuilt(Options(metric, kPartitions, CodeType::kInt8), data);
+    auto exact = MustCreateBuilt(Options(metric, 0, CodeType::kFloat), data);
+    auto index = MustCreateBuilt(Options(metric, kPartitions, CodeType::kInt8), data);
     for (int prefix_dim : {kDim, 32}) {
       SearchParams params;
       params.k = 10;
@@ -303,8 +285,8 @@ TEST(MatryoshkaSearchTest, DenseShortlistBlocksMatchFullCodeRows) {
     options.code_type = CodeType::kInt8;
     IndexOptions laddered = options;
     laddered.matryoshka_dims = {16, 64, 128};
-    auto index = MakeBuilt(laddered, data);
-    auto twin = MakeBuilt(options, data);
+    auto index = MustCreateBuilt(laddered, data);
+    auto twin = MustCreateBuilt(options, data);
     // Blocks of 64 and 128 bytes per vector; the twin keeps one more prefix norm per
     // vector (its prefix norms are at 16, 32, 64 and 128, the ladder's at 16, 64, 128).
     EXPECT_GE(index->stats().memory_bytes,
@@ -389,12 +371,12 @@ TEST(MatryoshkaRotationTest, RotationIsOrthonormalAndPrefixesArePrincipalCompone
   const std::vector<float> rotated_data = rotate(data);
   const std::vector<float> rotated_queries = rotate(queries);
   for (Metric metric : {Metric::kL2, Metric::kInnerProduct, Metric::kCosine}) {
-    auto exact = MakeBuilt(Options(metric, 0, CodeType::kFloat), data);
-    auto exact_rotated = MakeBuilt(Options(metric, 0, CodeType::kFloat), rotated_data);
+    auto exact = MustCreateBuilt(Options(metric, 0, CodeType::kFloat), data);
+    auto exact_rotated = MustCreateBuilt(Options(metric, 0, CodeType::kFloat), rotated_data);
     for (CodeType code_type : {CodeType::kFloat, CodeType::kInt8}) {
       IndexOptions options = Options(metric, kPartitions, code_type);
       options.pca_rotation = true;
-      auto index = MakeBuilt(options, data);
+      auto index = MustCreateBuilt(options, data);
       SearchParams params;
       params.k = 10;
       params.partitions_to_search = kPartitions;
@@ -423,7 +405,7 @@ TEST(MatryoshkaRotationTest, UpsertAfterBuildAndRebuildKeepOriginals) {
   const std::vector<float> data = DecayingVectors(kRows, 9);
   IndexOptions options = Options(Metric::kL2, kPartitions, CodeType::kInt8);
   options.pca_rotation = true;
-  auto index = MakeBuilt(options, data);
+  auto index = MustCreateBuilt(options, data);
   const std::vector<float> extra = DecayingVectors(1, 10);
   ASSERT_THAT(index->Upsert({DatapointId{50000}}, extra), IsOk());
   ASSERT_THAT(index->Build(), IsOk());
@@ -447,7 +429,7 @@ TEST(MatryoshkaPersistenceTest, EveryNewFieldRoundTrips) {
   for (Metric metric : {Metric::kL2, Metric::kCosine}) {
     IndexOptions options = Options(metric, kPartitions, CodeType::kInt8);
     options.pca_rotation = true;
-    auto index = MakeBuilt(options, data);
+    auto index = MustCreateBuilt(options, data);
     const std::string dir = ::testing::TempDir() + "/matryoshka_" + std::to_string(getpid()) +
                             "_" + MetricName(metric);
     ASSERT_THAT(index->Save(dir), IsOk());
@@ -477,7 +459,7 @@ TEST(MatryoshkaPersistenceTest, VersionTwoSnapshotLoads) {
   options.matryoshka_dims.clear();
   options.routing_dim = 0;
   const std::vector<float> data = DecayingVectors(kRows, 13);
-  auto index = MakeBuilt(options, data);
+  auto index = MustCreateBuilt(options, data);
   const std::string dir = ::testing::TempDir() + "/matryoshka_v2_" + std::to_string(getpid());
   ASSERT_THAT(index->Save(dir), IsOk());
   const std::string file = dir + "/" + std::string(kSnapshotFileName);

@@ -15,40 +15,23 @@ namespace {
 
 using ::nestor::testing::Ids;
 using ::nestor::testing::IsOk;
+using ::nestor::testing::MustCreate;
+using ::nestor::testing::MustSearch;
+using ::nestor::testing::PartitionedOptions;
 using ::nestor::testing::StatusIs;
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 using ::testing::SizeIs;
 
-std::unique_ptr<Index> Make(int dimension, Metric metric, int num_partitions,
-                            CodeType code_type = IndexOptions().code_type) {
-  IndexOptions options;
-  options.dimension = dimension;
-  options.metric = metric;
-  options.num_partitions = num_partitions;
-  options.code_type = code_type;
-  auto index = CreateIndex(options);
-  EXPECT_THAT(index, IsOk());
-  return std::move(index).value();
-}
-
-std::vector<std::vector<Neighbor>> MustSearch(const Index& index,
-                                              const std::vector<float>& queries,
-                                              const SearchParams& params) {
-  auto results = index.Search(queries, params);
-  EXPECT_THAT(results, IsOk());
-  return results.ok() ? *std::move(results) : std::vector<std::vector<Neighbor>>{};
-}
-
 TEST(PartitionedIndexTest, EmptyUnbuiltIndexReturnsEmptyLists) {
-  auto index = Make(4, Metric::kL2, 8);
+  auto index = MustCreate(PartitionedOptions(4, Metric::kL2, 8));
   auto results = MustSearch(*index, {1, 2, 3, 4}, SearchParams());
   ASSERT_THAT(results, SizeIs(1));
   EXPECT_THAT(results[0], IsEmpty());
 }
 
 TEST(PartitionedIndexTest, UnbuiltNonEmptySearchIsFailedPrecondition) {
-  auto index = Make(4, Metric::kL2, 8);
+  auto index = MustCreate(PartitionedOptions(4, Metric::kL2, 8));
   ASSERT_THAT(index->Upsert({1, 2}, std::vector<float>(8, 0.5f)), IsOk());
   EXPECT_THAT(index->Search({1, 2, 3, 4}, SearchParams()),
               StatusIs(absl::StatusCode::kFailedPrecondition,
@@ -56,7 +39,7 @@ TEST(PartitionedIndexTest, UnbuiltNonEmptySearchIsFailedPrecondition) {
 }
 
 TEST(PartitionedIndexTest, BuildWithTooFewVectorsIsFailedPreconditionAndChangesNothing) {
-  auto index = Make(4, Metric::kL2, 8);
+  auto index = MustCreate(PartitionedOptions(4, Metric::kL2, 8));
   ASSERT_THAT(index->Upsert(testing::SequentialIds(5), testing::RandomVectors(5, 4, 1)), IsOk());
   EXPECT_THAT(index->Build(), StatusIs(absl::StatusCode::kFailedPrecondition,
                                        "needs at least 8 vectors; the index holds 5"));
@@ -65,7 +48,7 @@ TEST(PartitionedIndexTest, BuildWithTooFewVectorsIsFailedPreconditionAndChangesN
   EXPECT_THAT(index->Search({1, 2, 3, 4}, SearchParams()),
               StatusIs(absl::StatusCode::kFailedPrecondition));
   // An empty index cannot be built either.
-  auto empty = Make(4, Metric::kL2, 1);
+  auto empty = MustCreate(PartitionedOptions(4, Metric::kL2, 1));
   EXPECT_THAT(empty->Build(), StatusIs(absl::StatusCode::kFailedPrecondition, "at least 1"));
 }
 
@@ -83,10 +66,10 @@ class PartitionedRecallTest : public ::testing::TestWithParam<Metric> {
     data_.assign(all.begin(), all.begin() + kRows * kDim);
     queries_.assign(all.begin() + kRows * kDim, all.end());
     ids_ = testing::SequentialIds(kRows, 1);
-    exact_ = Make(kDim, GetParam(), 0);
+    exact_ = MustCreate(PartitionedOptions(kDim, GetParam(), 0));
     // Float codes (IVF-flat): full search must equal the oracle exactly, which int8 codes
     // only promise with reorder_k >= the vector count (see int8_index_test.cc).
-    partitioned_ = Make(kDim, GetParam(), kPartitions, CodeType::kFloat);
+    partitioned_ = MustCreate(PartitionedOptions(kDim, GetParam(), kPartitions, CodeType::kFloat));
     ASSERT_THAT(exact_->Upsert(ids_, data_), IsOk());
     ASSERT_THAT(partitioned_->Upsert(ids_, data_), IsOk());
     ASSERT_THAT(partitioned_->Build(), IsOk());
@@ -132,7 +115,7 @@ TEST_P(PartitionedRecallTest, SearchingAllPartitionsEqualsExact) {
 }
 
 TEST_P(PartitionedRecallTest, BuildIsDeterministicForASeed) {
-  auto again = Make(kDim, GetParam(), kPartitions, CodeType::kFloat);
+  auto again = MustCreate(PartitionedOptions(kDim, GetParam(), kPartitions, CodeType::kFloat));
   ASSERT_THAT(again->Upsert(ids_, data_), IsOk());
   ASSERT_THAT(again->Build(), IsOk());
   SearchParams params;
@@ -207,7 +190,7 @@ INSTANTIATE_TEST_SUITE_P(AllMetrics, PartitionedRecallTest,
 TEST(PartitionedIndexTest, SmallHandComputedAfterBuild) {
   // Two well separated groups, 2 partitions; each query is answered from its group and
   // k larger than the live count returns what exists.
-  auto index = Make(2, Metric::kL2, 2);
+  auto index = MustCreate(PartitionedOptions(2, Metric::kL2, 2));
   ASSERT_THAT(index->Upsert({1, 2, 3, 4}, {0, 0, 0, 1, 10, 10, 10, 11}), IsOk());
   ASSERT_THAT(index->Build(), IsOk());
   SearchParams params;

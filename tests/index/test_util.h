@@ -1,10 +1,12 @@
-// Seeded data generators and a double-precision brute-force oracle for index tests.
+// Seeded data generators, index construction and search that expect success, and a
+// double-precision brute-force oracle for index tests.
 #ifndef NESTOR_TESTS_INDEX_TEST_UTIL_H_
 #define NESTOR_TESTS_INDEX_TEST_UTIL_H_
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <memory>
 #include <numeric>
 #include <ostream>
 #include <random>
@@ -12,7 +14,11 @@
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
 #include "index/index.h"
+#include "index/index_factory.h"
+#include "tests/testing/status_matchers.h"
 
 namespace nestor {
 
@@ -56,6 +62,45 @@ inline std::vector<DatapointId> SequentialIds(size_t n, DatapointId first = 0) {
   std::vector<DatapointId> ids(n);
   std::iota(ids.begin(), ids.end(), first);
   return ids;
+}
+
+// Options for a `dimension`-wide index under `metric` holding `code_type` codes in
+// `num_partitions` k-means partitions (0: the exact index); other fields keep their
+// defaults.
+inline IndexOptions PartitionedOptions(int dimension, Metric metric, int num_partitions,
+                                       CodeType code_type = IndexOptions().code_type) {
+  IndexOptions options;
+  options.dimension = dimension;
+  options.metric = metric;
+  options.num_partitions = num_partitions;
+  options.code_type = code_type;
+  return options;
+}
+
+// CreateIndex(options), expecting OK.
+inline std::unique_ptr<Index> MustCreate(const IndexOptions& options) {
+  auto index = CreateIndex(options);
+  EXPECT_THAT(index, IsOk());
+  return std::move(index).value();
+}
+
+// An index created from `options` and built over `data` (rows of options.dimension
+// floats) under ids 0, 1, ...; each step is expected to be OK.
+inline std::unique_ptr<Index> MustCreateBuilt(const IndexOptions& options,
+                                              const std::vector<float>& data) {
+  std::unique_ptr<Index> index = MustCreate(options);
+  EXPECT_THAT(index->Upsert(SequentialIds(data.size() / options.dimension), data), IsOk());
+  EXPECT_THAT(index->Build(), IsOk());
+  return index;
+}
+
+// index.Search(queries, params), expecting OK; no result lists on error.
+inline std::vector<std::vector<Neighbor>> MustSearch(const Index& index,
+                                                     const std::vector<float>& queries,
+                                                     const SearchParams& params) {
+  auto results = index.Search(queries, params);
+  EXPECT_THAT(results, IsOk());
+  return results.ok() ? *std::move(results) : std::vector<std::vector<Neighbor>>{};
 }
 
 // Score of `x` against `q` on the first `p` coordinates, in double precision, as the

@@ -8,6 +8,7 @@
 #include "gtest/gtest.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/tuning/ivf_simulation.h"
+#include "tests/tuning/test_util.h"
 #include "tuning/trace.h"
 
 namespace nestor::tuning {
@@ -17,19 +18,7 @@ using ::nestor::testing::IsOk;
 using ::nestor::testing::StatusIs;
 using ::nestor::tuning::testing::IvfSimulation;
 using ::nestor::tuning::testing::MakeIvfSimulation;
-
-Trace TraceOf(const IvfSimulation& sim, int shortlist_dim = 0) {
-  TraceOptions options;
-  options.k = sim.k;
-  options.num_partitions = sim.num_partitions;
-  options.dimension = sim.dimension;
-  options.shortlist_dim = shortlist_dim;
-  absl::StatusOr<Trace> trace =
-      BuildTrace(options, sim.partition_of, sim.centroid_order,
-                 static_cast<size_t>(sim.num_partitions), sim.approx_keys, sim.true_neighbors);
-  EXPECT_THAT(trace, IsOk());
-  return trace.ok() ? *std::move(trace) : Trace();
-}
+using ::nestor::tuning::testing::TraceOf;
 
 // A trace of two queries over 3 partitions whose sizes in rank order are (5, 1, 2) and
 // (2, 5, 1); only the sizes matter to the cost model.
@@ -61,7 +50,7 @@ TEST(CostModelTest, FeaturesComeFromTracePartitionSizes) {
 TEST(CostModelTest, ShortlistTraceScansCodesAtShortlistDimension) {
   const IvfSimulation sim = MakeIvfSimulation(4, 500, 16, 5, 8, 10);
   const CostFeatures full = *ComputeCostFeatures(TraceOf(sim), 3, 40);
-  const CostFeatures shortlist = *ComputeCostFeatures(TraceOf(sim, 4), 3, 40);
+  const CostFeatures shortlist = *ComputeCostFeatures(TraceOf(sim, {.shortlist_dim = 4}), 3, 40);
   EXPECT_DOUBLE_EQ(shortlist.code_coordinates * 4, full.code_coordinates);
   EXPECT_DOUBLE_EQ(shortlist.reorder_coordinates, full.reorder_coordinates);
 }

@@ -7,6 +7,7 @@
 #include "gtest/gtest.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/tuning/ivf_simulation.h"
+#include "tests/tuning/test_util.h"
 #include "tuning/trace.h"
 
 namespace nestor::tuning {
@@ -16,22 +17,10 @@ using ::nestor::testing::IsOk;
 using ::nestor::testing::StatusIs;
 using ::nestor::tuning::testing::IvfSimulation;
 using ::nestor::tuning::testing::MakeIvfSimulation;
+using ::nestor::tuning::testing::TraceOf;
 
 const std::vector<int> kPartitionGrid = {1, 2, 3, 4, 6, 8, 12, 16, 24, 30};
 const std::vector<int> kReorderGrid = {1, 5, 10, 12, 16, 20, 30, 50, 80, 120, 200, 400, 1000};
-
-Trace TraceOf(const IvfSimulation& sim, int max_partitions = 0) {
-  TraceOptions options;
-  options.k = sim.k;
-  options.num_partitions = sim.num_partitions;
-  options.dimension = sim.dimension;
-  options.max_partitions = max_partitions;
-  absl::StatusOr<Trace> trace =
-      BuildTrace(options, sim.partition_of, sim.centroid_order,
-                 static_cast<size_t>(sim.num_partitions), sim.approx_keys, sim.true_neighbors);
-  EXPECT_THAT(trace, IsOk());
-  return trace.ok() ? *std::move(trace) : Trace();
-}
 
 TEST(RecallModelTest, PredictRecallEqualsSimulatedSearchExactlyOnEveryGridPoint) {
   for (const uint32_t seed : {7u, 2023u}) {
@@ -95,7 +84,7 @@ TEST(RecallModelTest, RecallIsMonotoneInBothSettings) {
 TEST(RecallModelTest, ShallowTraceAgreesWithFullTraceWhereItReaches) {
   const IvfSimulation sim = MakeIvfSimulation(3);
   const Trace full = TraceOf(sim);
-  const Trace shallow = TraceOf(sim, /*max_partitions=*/8);
+  const Trace shallow = TraceOf(sim, {.max_partitions = 8});
   for (const int p : {1, 2, 4, 8}) {
     for (const int r : kReorderGrid) {
       EXPECT_EQ(*PredictRecall(shallow, p, r), *PredictRecall(full, p, r));

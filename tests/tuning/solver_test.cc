@@ -10,6 +10,7 @@
 #include "gtest/gtest.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/tuning/ivf_simulation.h"
+#include "tests/tuning/test_util.h"
 #include "tuning/cost_model.h"
 #include "tuning/recall_model.h"
 #include "tuning/trace.h"
@@ -139,10 +140,7 @@ TEST(SolverTest, RandomPointCloudsMatchEnumeration) {
 
 TEST(SolverTest, TablesFromSimulatedIndexMatchEnumeration) {
   const testing::IvfSimulation sim = testing::MakeIvfSimulation(2023);
-  absl::StatusOr<Trace> trace = BuildTrace(
-      {.k = sim.k, .num_partitions = sim.num_partitions, .dimension = sim.dimension},
-      sim.partition_of, sim.centroid_order, static_cast<size_t>(sim.num_partitions),
-      sim.approx_keys, sim.true_neighbors);
+  absl::StatusOr<Trace> trace = testing::SimulatedTrace(sim);
   ASSERT_THAT(trace, IsOk());
   const std::vector<int> ps = {1, 2, 3, 4, 6, 8, 12, 16, 24};
   const std::vector<int> rs = {10, 20, 40, 80, 160, 320, 640};
