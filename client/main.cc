@@ -250,6 +250,9 @@ json IndexToJson(const v1::IndexInfo& info) {
               {"metric", MetricName(c.metric())},
               {"num_partitions", c.num_partitions()},
               {"default_partitions_to_search", c.default_partitions_to_search()},
+              // What a query that leaves it at 0 searches: tuned, else the default, else
+              // max(1, num_partitions / 16), as the text form shows.
+              {"partitions_to_search", Effective(info, 0, 0, /*k=*/10).partitions_to_search},
               {"code_type", info.code_type()},
               {"default_reorder_k", c.default_reorder_k()},
               {"tuned_partitions_to_search", info.tuned_partitions_to_search()},

@@ -222,6 +222,9 @@ TEST_F(CliTest, CreateLoadBuildSearchStatsBench) {
   EXPECT_EQ(stats["built"], true);
   EXPECT_EQ(stats["dimension"], 8);
   EXPECT_EQ(stats["num_partitions"], 8);
+  // No default set: the config says 0, a query searches max(1, 8 / 16) = 1 partition.
+  EXPECT_EQ(stats["default_partitions_to_search"], 0);
+  EXPECT_EQ(stats["partitions_to_search"], 1);
 
   // The server address may come from NESTOR_SERVER instead of --server.
   r = Nestor({"stats"}, /*with_server_flag=*/false, {"NESTOR_SERVER=" + server_});
