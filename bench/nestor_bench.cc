@@ -393,6 +393,8 @@ void WriteJson(const std::vector<OperatingPoint>& points, const std::string& pat
 }
 
 // Writes one data file per (system, mode) and a gnuplot script; runs gnuplot if present.
+// Each curve is the system's Pareto frontier (no other point of it has both higher recall
+// and higher QPS), as in ann-benchmarks' plots; the JSON keeps every point.
 void WritePlot(const std::vector<OperatingPoint>& points, const std::string& json_path) {
   const std::string stem = json_path.substr(0, json_path.rfind('.'));
   std::map<std::string, std::vector<const OperatingPoint*>> curves;
@@ -401,7 +403,7 @@ void WritePlot(const std::vector<OperatingPoint>& points, const std::string& jso
     curves[p.system + " " + p.mode].push_back(&p);
   }
   std::string plot = absl::StrFormat(
-      "set terminal pngcairo size 1100,700\nset output '%s.png'\n"
+      "set terminal pngcairo size 1100,700 noenhanced\nset output '%s.png'\n"
       "set logscale y\nset xlabel 'recall@10'\nset ylabel 'queries per second'\n"
       "set key bottom left\nset grid\nset xrange [0.8:1.0]\nplot ",
       stem);
@@ -412,8 +414,19 @@ void WritePlot(const std::vector<OperatingPoint>& points, const std::string& jso
     });
     std::string file = stem + "-" + name + ".dat";
     std::replace(file.begin(), file.end(), ' ', '-');
+    // Walking from the highest recall down, a point stays when it is faster than every
+    // point of higher (or equal) recall.
+    std::vector<const OperatingPoint*> frontier;
+    double best_qps = -1;
+    for (auto it = curve.rbegin(); it != curve.rend(); ++it) {
+      if ((*it)->qps <= best_qps) continue;
+      best_qps = (*it)->qps;
+      frontier.push_back(*it);
+    }
     std::ofstream out(file);
-    for (const auto* p : curve) out << p->recall_at_10 << " " << p->qps << "\n";
+    for (auto it = frontier.rbegin(); it != frontier.rend(); ++it) {
+      out << (*it)->recall_at_10 << " " << (*it)->qps << "\n";
+    }
     parts.push_back(absl::StrFormat("'%s' using 1:2 with linespoints title '%s'", file, name));
   }
   plot += absl::StrJoin(parts, ", ") + "\n";
