@@ -9,6 +9,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "index/index_factory.h"
+#include "tests/index/test_util.h"
 #include "tests/testing/status_matchers.h"
 #include "tuning/recall_model.h"
 
@@ -17,20 +18,6 @@ namespace {
 
 using ::nestor::testing::IsOk;
 using ::nestor::testing::StatusIs;
-
-std::vector<float> Clustered(size_t n, int d, int clusters, float sigma, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
-  std::normal_distribution<float> noise(0.0f, sigma);
-  std::vector<float> centres(static_cast<size_t>(clusters) * d);
-  for (float& x : centres) x = uniform(rng);
-  std::vector<float> v(n * d);
-  for (size_t i = 0; i < n; ++i) {
-    const size_t c = rng() % clusters;
-    for (int j = 0; j < d; ++j) v[i * d + j] = centres[c * d + j] + noise(rng);
-  }
-  return v;
-}
 
 struct Fixture {
   std::unique_ptr<Index> index;
@@ -42,8 +29,8 @@ struct Fixture {
 Fixture Make(Metric metric, CodeType code_type, int num_queries = 150, bool pca = false) {
   constexpr int kN = 3000, kD = 24, kPartitions = 48, kK = 10;
   Fixture f;
-  const std::vector<float> data = Clustered(kN, kD, 40, 0.35f, 7);
-  f.queries = Clustered(num_queries, kD, 40, 0.35f, 7 + 1000);
+  const std::vector<float> data = testing::ClusteredVectors(kN, kD, 40, 0.35f, 7);
+  f.queries = testing::ClusteredVectors(num_queries, kD, 40, 0.35f, 7 + 1000);
   std::vector<DatapointId> ids(kN);
   for (int i = 0; i < kN; ++i) ids[i] = 1000 + 3 * i;  // sparse ids, not row numbers
   IndexOptions options;
