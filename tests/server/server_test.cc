@@ -124,37 +124,22 @@ double MetricValue(const std::string& text, const std::string& metric,
 class ServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    data_dir_ = std::filesystem::temp_directory_path() /
-                absl::StrCat("nestor_server_test_", ::getpid(), "_",
-                             ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(data_dir_);
+    data_dir_ = FreshDataDir("nestor_server_test");
     StartServer();
   }
 
   void TearDown() override {
     stub_.reset();
-    if (server_ != nullptr) {
-      EXPECT_THAT(server_->Shutdown(), IsOk());
-    }
-    server_.reset();
+    ExpectShutdown(server_);
     std::filesystem::remove_all(data_dir_);
   }
 
   void StartServer() {
-    ServerConfig config;
-    config.set_listen_address("127.0.0.1");
-    config.set_grpc_port(0);
-    config.set_metrics_port(0);
-    config.set_data_dir(data_dir_.string());
-    config.set_grpc_threads(grpc_threads_);
-    absl::StatusOr<std::unique_ptr<NestorServer>> server = NestorServer::Create(config);
+    absl::StatusOr<std::unique_ptr<NestorServer>> server =
+        StartLoopbackServer(data_dir_, grpc_threads_);
     ASSERT_THAT(server, IsOk());
     server_ = *std::move(server);
-    grpc::ChannelArguments args;
-    args.SetMaxReceiveMessageSize(-1);
-    args.SetMaxSendMessageSize(-1);
-    channel_ = grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", server_->grpc_port()),
-                                         grpc::InsecureChannelCredentials(), args);
+    channel_ = LoopbackChannel(*server_);
     stub_ = v1::IndexService::NewStub(channel_);
   }
 
@@ -175,64 +160,24 @@ class ServerTest : public ::testing::Test {
   }
 
   absl::StatusOr<v1::IndexInfo> Create(const std::string& name, const v1::IndexConfig& config) {
-    v1::CreateIndexRequest request;
-    request.set_name(name);
-    *request.mutable_config() = config;
-    v1::IndexInfo info;
-    grpc::ClientContext context;
-    absl::Status status = FromGrpcStatus(stub_->CreateIndex(&context, request, &info));
-    if (!status.ok()) return status;
-    return info;
+    return CreateIndex(*stub_, name, config);
   }
 
-  absl::StatusOr<v1::IndexInfo> Get(const std::string& name) {
-    v1::GetIndexRequest request;
-    request.set_name(name);
-    v1::IndexInfo info;
-    grpc::ClientContext context;
-    absl::Status status = FromGrpcStatus(stub_->GetIndex(&context, request, &info));
-    if (!status.ok()) return status;
-    return info;
-  }
+  absl::StatusOr<v1::IndexInfo> Get(const std::string& name) { return GetIndex(*stub_, name); }
 
-  absl::Status Delete(const std::string& name) {
-    v1::DeleteIndexRequest request;
-    request.set_name(name);
-    v1::DeleteIndexResponse response;
-    grpc::ClientContext context;
-    return FromGrpcStatus(stub_->DeleteIndex(&context, request, &response));
-  }
+  absl::Status Delete(const std::string& name) { return DeleteIndex(*stub_, name); }
 
-  absl::StatusOr<v1::IndexInfo> Build(const std::string& name) {
-    v1::BuildIndexRequest request;
-    request.set_name(name);
-    v1::IndexInfo info;
-    grpc::ClientContext context;
-    absl::Status status = FromGrpcStatus(stub_->BuildIndex(&context, request, &info));
-    if (!status.ok()) return status;
-    return info;
-  }
+  absl::StatusOr<v1::IndexInfo> Build(const std::string& name) { return BuildIndex(*stub_, name); }
 
   static v1::UpsertDatapointsRequest MakeUpsert(const std::string& name,
                                                 const std::vector<uint64_t>& ids,
                                                 const std::vector<float>& data, size_t begin,
                                                 size_t end, int dim = kDim) {
-    v1::UpsertDatapointsRequest request;
-    request.set_index(name);
-    for (size_t i = begin; i < end; ++i) {
-      v1::Datapoint* datapoint = request.add_datapoints();
-      datapoint->set_datapoint_id(ids[i]);
-      datapoint->mutable_feature_vector()->Add(&data[i * dim], &data[(i + 1) * dim]);
-    }
-    return request;
+    return UpsertRequest(name, ids, data, begin, end, dim);
   }
 
   absl::StatusOr<v1::UpsertDatapointsResponse> Upsert(const v1::UpsertDatapointsRequest& request) {
-    v1::UpsertDatapointsResponse response;
-    grpc::ClientContext context;
-    absl::Status status = FromGrpcStatus(stub_->UpsertDatapoints(&context, request, &response));
-    if (!status.ok()) return status;
-    return response;
+    return UpsertDatapoints(*stub_, request);
   }
 
   // Upserts in batches of 1000 (under max_batch_size).
@@ -247,26 +192,12 @@ class ServerTest : public ::testing::Test {
   static v1::FindNeighborsRequest MakeFind(const std::string& name,
                                            const std::vector<float>& queries, int k,
                                            int partitions_to_search = 0, int dim = kDim) {
-    v1::FindNeighborsRequest request;
-    request.set_index(name);
-    for (size_t i = 0; i * dim < queries.size(); ++i) {
-      v1::FindNeighborsRequest::Query* query = request.add_queries();
-      query->mutable_datapoint()->mutable_feature_vector()->Add(&queries[i * dim],
-                                                                &queries[(i + 1) * dim]);
-      query->set_neighbor_count(k);
-      query->set_partitions_to_search(partitions_to_search);
-    }
-    return request;
+    return FindRequest(name, queries, k, partitions_to_search, dim);
   }
 
   absl::StatusOr<v1::FindNeighborsResponse> Find(const v1::FindNeighborsRequest& request,
                                                  absl::Duration timeout = absl::Seconds(30)) {
-    v1::FindNeighborsResponse response;
-    grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
-    absl::Status status = FromGrpcStatus(stub_->FindNeighbors(&context, request, &response));
-    if (!status.ok()) return status;
-    return response;
+    return FindNeighbors(*stub_, request, timeout);
   }
 
   // Expects `response` to equal the oracle for each query (ids exactly, distances

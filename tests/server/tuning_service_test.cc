@@ -5,12 +5,11 @@
 // exact status codes.
 #include "server/tuning_service.h"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <numeric>
 #include <random>
 #include <string>
 #include <thread>
@@ -44,10 +43,7 @@ constexpr int kK = 10;
 class TuningServiceTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    data_dir_ = std::filesystem::temp_directory_path() /
-                absl::StrCat("nestor_tuning_service_test_", ::getpid(), "_",
-                             ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(data_dir_);
+    data_dir_ = FreshDataDir("nestor_tuning_service_test");
     ASSERT_THAT(StartServer(), IsOk());
     queries_ = RandomVectors(20, kDim, 99);
   }
@@ -60,20 +56,11 @@ class TuningServiceTest : public ::testing::Test {
   // Starts a server on data_dir_ (loading its snapshots) with the given --tuning_file
   // specs, and connects the stubs to it.
   absl::Status StartServer(const std::vector<std::string>& tuning_files = {}) {
-    ServerConfig config;
-    config.set_listen_address("127.0.0.1");
-    config.set_grpc_port(0);
-    config.set_metrics_port(0);
-    config.set_data_dir(data_dir_.string());
-    config.set_grpc_threads(8);
-    for (const std::string& spec : tuning_files) config.add_tuning_files(spec);
-    absl::StatusOr<std::unique_ptr<NestorServer>> server = NestorServer::Create(config);
+    absl::StatusOr<std::unique_ptr<NestorServer>> server =
+        StartLoopbackServer(data_dir_, /*grpc_threads=*/8, tuning_files);
     if (!server.ok()) return server.status();
     server_ = *std::move(server);
-    grpc::ChannelArguments args;
-    args.SetMaxReceiveMessageSize(-1);
-    channel_ = grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", server_->grpc_port()),
-                                         grpc::InsecureChannelCredentials(), args);
+    channel_ = LoopbackChannel(*server_);
     index_stub_ = v1::IndexService::NewStub(channel_);
     tuning_stub_ = v1::TuningService::NewStub(channel_);
     return absl::OkStatus();
@@ -84,20 +71,11 @@ class TuningServiceTest : public ::testing::Test {
     index_stub_.reset();
     tuning_stub_.reset();
     channel_.reset();
-    if (server_ != nullptr) {
-      EXPECT_THAT(server_->Shutdown(), IsOk());
-    }
-    server_.reset();
+    ExpectShutdown(server_);
   }
 
   absl::StatusOr<v1::IndexInfo> GetIndex(const std::string& name) {
-    v1::GetIndexRequest get;
-    get.set_name(name);
-    v1::IndexInfo info;
-    grpc::ClientContext context;
-    absl::Status status = FromGrpcStatus(index_stub_->GetIndex(&context, get, &info));
-    if (!status.ok()) return status;
-    return info;
+    return server::GetIndex(*index_stub_, name);
   }
 
   // Creates, fills and builds an L2 index of kNumVectors random vectors;
@@ -105,41 +83,24 @@ class TuningServiceTest : public ::testing::Test {
   // on those prefixes.
   void CreateLoadedIndex(const std::string& name, uint32_t num_partitions,
                          const std::vector<uint32_t>& matryoshka_dims = {}) {
-    v1::CreateIndexRequest create;
-    create.set_name(name);
-    create.mutable_config()->set_dimension(kDim);
-    create.mutable_config()->set_metric(v1::METRIC_L2);
-    create.mutable_config()->set_num_partitions(num_partitions);
-    create.mutable_config()->set_code_type(num_partitions > 0 ? v1::CODE_TYPE_INT8
-                                                              : v1::CODE_TYPE_UNSPECIFIED);
-    create.mutable_config()->set_seed(5);
-    for (uint32_t dim : matryoshka_dims) create.mutable_config()->add_matryoshka_dims(dim);
-    {
-      v1::IndexInfo info;
-      grpc::ClientContext context;
-      ASSERT_THAT(FromGrpcStatus(index_stub_->CreateIndex(&context, create, &info)), IsOk());
-    }
+    v1::IndexConfig config;
+    config.set_dimension(kDim);
+    config.set_metric(v1::METRIC_L2);
+    config.set_num_partitions(num_partitions);
+    config.set_code_type(num_partitions > 0 ? v1::CODE_TYPE_INT8 : v1::CODE_TYPE_UNSPECIFIED);
+    config.set_seed(5);
+    for (uint32_t dim : matryoshka_dims) config.add_matryoshka_dims(dim);
+    ASSERT_THAT(CreateIndex(*index_stub_, name, config), IsOk());
+    std::vector<uint64_t> ids(kNumVectors);
+    std::iota(ids.begin(), ids.end(), uint64_t{0});
     const std::vector<float> data = RandomVectors(kNumVectors, kDim, 7);
-    for (int begin = 0; begin < kNumVectors; begin += 1000) {
-      v1::UpsertDatapointsRequest upsert;
-      upsert.set_index(name);
-      for (int i = begin; i < std::min(kNumVectors, begin + 1000); ++i) {
-        v1::Datapoint* datapoint = upsert.add_datapoints();
-        datapoint->set_datapoint_id(i);
-        datapoint->mutable_feature_vector()->Add(&data[size_t{1} * i * kDim],
-                                                 &data[size_t{1} * (i + 1) * kDim]);
-      }
-      v1::UpsertDatapointsResponse response;
-      grpc::ClientContext context;
-      ASSERT_THAT(FromGrpcStatus(index_stub_->UpsertDatapoints(&context, upsert, &response)),
+    for (size_t begin = 0; begin < ids.size(); begin += 1000) {
+      const size_t end = std::min(ids.size(), begin + 1000);
+      ASSERT_THAT(UpsertDatapoints(*index_stub_, UpsertRequest(name, ids, data, begin, end, kDim)),
                   IsOk());
     }
     if (num_partitions > 0) {
-      v1::BuildIndexRequest build;
-      build.set_name(name);
-      v1::IndexInfo info;
-      grpc::ClientContext context;
-      ASSERT_THAT(FromGrpcStatus(index_stub_->BuildIndex(&context, build, &info)), IsOk());
+      ASSERT_THAT(BuildIndex(*index_stub_, name), IsOk());
     }
   }
 
@@ -163,25 +124,15 @@ class TuningServiceTest : public ::testing::Test {
   // Searches queries_ on `name` with `knobs` on every query.
   absl::StatusOr<v1::FindNeighborsResponse> FindWith(const std::string& name,
                                                      const Knobs& knobs) {
-    v1::FindNeighborsRequest request;
-    request.set_index(name);
-    for (size_t i = 0; i * kDim < queries_.size(); ++i) {
-      v1::FindNeighborsRequest::Query* query = request.add_queries();
-      query->mutable_datapoint()->mutable_feature_vector()->Add(&queries_[i * kDim],
-                                                                &queries_[(i + 1) * kDim]);
-      query->set_neighbor_count(kK);
-      query->set_partitions_to_search(knobs.partitions_to_search);
-      query->set_reorder_k(knobs.reorder_k);
-      query->set_prefix_dim(knobs.prefix_dim);
-      query->set_shortlist_dim(knobs.shortlist_dim);
-      query->set_shortlist_size(knobs.shortlist_size);
+    v1::FindNeighborsRequest request =
+        FindRequest(name, queries_, kK, knobs.partitions_to_search, kDim);
+    for (v1::FindNeighborsRequest::Query& query : *request.mutable_queries()) {
+      query.set_reorder_k(knobs.reorder_k);
+      query.set_prefix_dim(knobs.prefix_dim);
+      query.set_shortlist_dim(knobs.shortlist_dim);
+      query.set_shortlist_size(knobs.shortlist_size);
     }
-    v1::FindNeighborsResponse response;
-    grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
-    absl::Status status = FromGrpcStatus(index_stub_->FindNeighbors(&context, request, &response));
-    if (!status.ok()) return status;
-    return response;
+    return FindNeighbors(*index_stub_, request);
   }
 
   // A TuningResult for the index CreateLoadedIndex builds, choosing (p, r).
