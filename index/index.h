@@ -63,9 +63,18 @@ struct IndexOptions {
   Metric metric = Metric::kL2;
   // 0: exact (brute-force) index. N > 0: partitioned index with N k-means partitions,
   // trained by Build() once at least N vectors are present.
+  //
+  // Options marked "Partitioned indexes only" below can have no effect on an exact index:
+  // CreateIndex refuses an exact index any value of them but the no-op one
+  // (INVALID_ARGUMENT naming the option, the value given and the one expected), rather
+  // than silently ignore it. The k-means settings (training_iterations, seed,
+  // max_training_points_per_partition) and code_type are accepted and ignored by the
+  // exact index: their defaults are not no-op values, so an explicit one cannot be told
+  // from them.
   int num_partitions = 0;
   // Partitions scanned when SearchParams.partitions_to_search is 0. 0 picks
-  // max(1, num_partitions / 16). More partitions: higher recall, slower queries.
+  // max(1, num_partitions / 16); values above num_partitions are clamped to it. More
+  // partitions: higher recall, slower queries. Partitioned indexes only (exact: 0).
   int default_partitions_to_search = 0;
   // k-means (Lloyd) iterations; more cost build time, rarely recall past 20.
   int training_iterations = 20;
@@ -73,14 +82,15 @@ struct IndexOptions {
   uint64_t seed = 1234;
   // Training sample is capped at num_partitions * this many points.
   int max_training_points_per_partition = 256;
-  // Codes scanned inside partitions (see CodeType). Ignored by the exact index. int8 is
-  // the default: with the default reorder its recall matches float codes (Fashion-MNIST
-  // and the tests' seeded data) at about 4x less scan traffic.
+  // Codes scanned inside partitions (see CodeType). Ignored by the exact index, which
+  // scans its float vectors (stats report "float"). int8 is the default: with the default
+  // reorder its recall matches float codes (Fashion-MNIST and the tests' seeded data) at
+  // about 4x less scan traffic.
   CodeType code_type = CodeType::kInt8;
   // Candidates re-scored exactly after a compressed (kInt8) scan when
   // SearchParams.reorder_k is 0; >= 0, 0 picks kDefaultReorderFactor * k. The value used
-  // is never below k. More: higher recall, slightly slower. Ignored with kFloat codes and
-  // by the exact index.
+  // is never below k. More: higher recall, slightly slower. Ignored with kFloat codes.
+  // Partitioned indexes only (exact: 0).
   int reorder_k = 0;
 
   // Matryoshka prefixes (MRL: Kusupati et al., "Matryoshka Representation Learning",
@@ -91,6 +101,8 @@ struct IndexOptions {
   // The ladder of prefix dimensions searches may use as SearchParams.prefix_dim and
   // shortlist_dim: strictly ascending, each in [1, dimension]. Empty: every d in
   // [1, dimension] is allowed. `dimension` itself is always allowed (added when missing).
+  // Partitioned indexes only (exact: empty; the exact index computes prefix norms as it
+  // scans, so it serves every prefix).
   // A partitioned index keeps each vector's squared prefix norm at every ladder dimension
   // below `dimension` (4 bytes per vector per entry; with an empty ladder at 16, 32, 64,
   // ... below dimension) so that the int8 scan at those prefixes needs no float row.
@@ -99,7 +111,8 @@ struct IndexOptions {
   // decoupled "search structure" dimension): k-means runs on the first routing_dim
   // coordinates and a query scores centroids on its first min(routing_dim, prefix_dim).
   // 0 = dimension. Must be an allowed prefix (see matryoshka_dims). Smaller: cheaper
-  // routing and build, coarser partitions. Ignored by the exact index.
+  // routing and build, coarser partitions. Partitioned indexes only (exact: 0 or
+  // dimension).
   int routing_dim = 0;
   // Learn a PCA rotation at Build() (FAISS PCAMatrix through index/faiss_kmeans.h) on the
   // training sample and store the vectors rotated, so that coordinates come in order of
@@ -111,7 +124,7 @@ struct IndexOptions {
   // rotated coordinates), for data, queries, routing and codes alike; queries are rotated
   // at search time (prefix_dim x dimension multiply-adds each) and GetVector returns the
   // original vector (R^T y, equal up to float rounding). Build() again un-rotates and
-  // learns a new rotation. Partitioned indexes only.
+  // learns a new rotation. Partitioned indexes only (exact: false).
   bool pca_rotation = false;
 };
 
@@ -126,6 +139,12 @@ inline constexpr int kMaxCandidates = 1000000;
 
 // Per-call search settings. Never stored in the index: concurrent searches may each use
 // their own.
+//
+// The exact index is exact at every setting: it validates all of them as below but uses
+// only k, prefix_dim, num_threads, deadline and cancelled; partitions_to_search,
+// reorder_k, shortlist_dim and shortlist_size change nothing in its results (unlike the
+// IndexOptions a partitioned index alone can use, which CreateIndex refuses for it, these
+// are per call, and one set of params may serve both kinds, as in every recall test).
 struct SearchParams {
   // Neighbours per query, >= 1. Fewer are returned when fewer live vectors exist.
   int k = 10;
@@ -152,6 +171,7 @@ struct SearchParams {
   // except that with int8 codes, shortlist_dim < prefix_dim and an explicit reorder_k
   // below shortlist_size, the shortlist is first re-scored on the int8 codes at
   // prefix_dim and only the best reorder_k are re-scored with the float vectors.
+  // Validated, then ignored by the exact index.
   int shortlist_size = 0;
   // Candidates of a compressed scan re-scored exactly with the float vectors (>= 0;
   // 0 = IndexOptions.reorder_k; values below k are raised to k). Unit: vectors per query.

@@ -17,6 +17,15 @@ constexpr int kMaxPartitions = 1000000;
 constexpr int kDefaultTrainingIterations = 20;
 constexpr int kDefaultMaxTrainingPointsPerPartition = 256;
 
+// INVALID_ARGUMENT for an option that only a partitioned index can use, given to an exact
+// one: names the option, the value `got` and the `expected` one.
+absl::Status PartitionedOnlyError(absl::string_view option, absl::string_view got,
+                                  absl::string_view expected) {
+  return absl::InvalidArgumentError(absl::StrCat(
+      option, " applies to partitioned indexes only (num_partitions > 0); the exact index got ",
+      option, "=", got, ", expected ", expected));
+}
+
 // Validates `options` and fills in defaults (0 -> default; default_partitions_to_search
 // clamped to num_partitions).
 absl::StatusOr<IndexOptions> NormalizeOptions(IndexOptions options) {
@@ -91,18 +100,49 @@ absl::StatusOr<IndexOptions> NormalizeOptions(IndexOptions options) {
                                                    " (0 = dimension)"));
   }
   if (options.pca_rotation && options.num_partitions == 0) {
-    return absl::InvalidArgumentError(
-        "pca_rotation needs a partitioned index (num_partitions > 0); the exact index "
-        "stores vectors as given");
+    return PartitionedOnlyError("pca_rotation", "true", "false");
   }
   return options;
+}
+
+// A new exact index scores every stored vector at the query's prefix, so the options that
+// shape a partitioned index's layout and query defaults can have no effect on it: a value
+// other than the no-op one is refused, not silently dropped. `options` are the caller's,
+// before NormalizeOptions. Not checked: code_type (its default, kInt8, is the
+// partitioned one and cannot be told from an explicit value) and the k-means build
+// settings (training_iterations, seed, max_training_points_per_partition: non-zero by
+// default, and Build() is a no-op); the exact index ignores them. Only CreateIndex checks
+// this: snapshots written before it keep loading as they always did.
+absl::Status CheckExactOptions(const IndexOptions& options) {
+  if (options.default_partitions_to_search != 0) {
+    return PartitionedOnlyError("default_partitions_to_search",
+                                absl::StrCat(options.default_partitions_to_search), "0");
+  }
+  if (options.reorder_k != 0) {
+    return PartitionedOnlyError("reorder_k", absl::StrCat(options.reorder_k), "0");
+  }
+  if (!options.matryoshka_dims.empty()) {
+    return PartitionedOnlyError(
+        "matryoshka_dims", absl::StrCat("{", absl::StrJoin(options.matryoshka_dims, ", "), "}"),
+        absl::StrCat("{} (the exact index allows every prefix_dim in [1, ", options.dimension,
+                     "])"));
+  }
+  // routing_dim = dimension is what 0 stands for (GetIndex reports it so).
+  if (options.routing_dim != 0 && options.routing_dim != options.dimension) {
+    return PartitionedOnlyError("routing_dim", absl::StrCat(options.routing_dim),
+                                absl::StrCat("0 (= dimension ", options.dimension, ")"));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Index>> CreateIndex(const IndexOptions& options) {
   ASSIGN_OR_RETURN(const IndexOptions normalized, NormalizeOptions(options));
-  if (normalized.num_partitions == 0) return std::make_unique<ExactIndex>(normalized);
+  if (normalized.num_partitions == 0) {
+    RETURN_IF_ERROR(CheckExactOptions(options));
+    return std::make_unique<ExactIndex>(normalized);
+  }
   return std::make_unique<PartitionedIndex>(normalized);
 }
 

@@ -248,6 +248,37 @@ TEST(ExactIndexTest, RemoveSwapsLastRowAndRemovedIdsAreNeverReturned) {
   EXPECT_THAT(Ids(SearchOne(*index, {1, 1}, 10)), ElementsAre(1));
 }
 
+// partitions_to_search, reorder_k, shortlist_dim and shortlist_size are per-call settings
+// of a partitioned index: the exact index validates them but is exact whatever they say
+// (SearchParams), so one set of params can serve both kinds.
+TEST(ExactIndexTest, PartitionedQueryKnobsAreValidatedButChangeNothing) {
+  constexpr int kDim = 8;
+  auto index = MakeExact(kDim, Metric::kL2);
+  ASSERT_THAT(index->Upsert(testing::SequentialIds(300), testing::RandomVectors(300, kDim, 5)),
+              IsOk());
+  const std::vector<float> queries = testing::RandomVectors(7, kDim, 6);
+  SearchParams plain;
+  plain.k = 10;
+  plain.prefix_dim = 6;
+  auto expected = index->Search(queries, plain);
+  ASSERT_THAT(expected, IsOk());
+  SearchParams knobs = plain;
+  knobs.partitions_to_search = 1;
+  knobs.reorder_k = 10;
+  knobs.shortlist_dim = 2;
+  knobs.shortlist_size = 10;
+  auto got = index->Search(queries, knobs);
+  ASSERT_THAT(got, IsOk());
+  EXPECT_EQ(*got, *expected);  // ids and distances bit for bit
+  knobs.shortlist_size = 5;
+  EXPECT_THAT(index->Search(queries, knobs),
+              StatusIs(absl::StatusCode::kInvalidArgument, "shortlist_size 5 must be >= k 10"));
+  knobs.shortlist_size = 10;
+  knobs.reorder_k = -1;
+  EXPECT_THAT(index->Search(queries, knobs),
+              StatusIs(absl::StatusCode::kInvalidArgument, "reorder_k must be in [0, 1000000]"));
+}
+
 TEST(ExactIndexTest, StatsReportSizeAndMemory) {
   auto index = MakeFour(Metric::kL2);
   const IndexStats stats = index->stats();

@@ -86,6 +86,79 @@ TEST(IndexFactoryTest, BadOptionsAreInvalidArgumentNamingTheField) {
   EXPECT_THAT(CreateIndex(o), StatusIs(kInvalid, "max_training_points_per_partition"));
 }
 
+// Options only a partitioned index can use have no effect on an exact one: CreateIndex
+// refuses them, naming the option, the value given and the value expected.
+TEST(IndexFactoryTest, ExactIndexRefusesPartitionedOnlyOptionsNamingGivenAndExpected) {
+  IndexOptions o = Valid();
+  o.routing_dim = 4;
+  EXPECT_THAT(CreateIndex(o),
+              StatusIs(kInvalid,
+                       "routing_dim applies to partitioned indexes only (num_partitions > 0); "
+                       "the exact index got routing_dim=4, expected 0 (= dimension 8)"));
+  o = Valid();
+  o.matryoshka_dims = {2, 4};
+  EXPECT_THAT(CreateIndex(o),
+              StatusIs(kInvalid,
+                       "matryoshka_dims applies to partitioned indexes only (num_partitions > 0); "
+                       "the exact index got matryoshka_dims={2, 4}, expected {} (the exact index "
+                       "allows every prefix_dim in [1, 8])"));
+  o.matryoshka_dims = {8};  // only the dimension: still a restriction of the prefixes
+  EXPECT_THAT(CreateIndex(o), StatusIs(kInvalid, "got matryoshka_dims={8}, expected {}"));
+  o = Valid();
+  o.default_partitions_to_search = 3;
+  EXPECT_THAT(CreateIndex(o),
+              StatusIs(kInvalid, "the exact index got default_partitions_to_search=3, expected 0"));
+  o = Valid();
+  o.reorder_k = 40;
+  EXPECT_THAT(CreateIndex(o), StatusIs(kInvalid, "the exact index got reorder_k=40, expected 0"));
+  o = Valid();
+  o.pca_rotation = true;
+  EXPECT_THAT(CreateIndex(o),
+              StatusIs(kInvalid, "the exact index got pca_rotation=true, expected false"));
+  // Malformed values keep their own message, as for a partitioned index.
+  o = Valid();
+  o.routing_dim = 9;
+  EXPECT_THAT(CreateIndex(o), StatusIs(kInvalid, "routing_dim 9 is not in [1, 8]"));
+  o = Valid();
+  o.reorder_k = -1;
+  EXPECT_THAT(CreateIndex(o), StatusIs(kInvalid, "reorder_k must be in [0, 1000000]"));
+}
+
+// The no-op values are accepted, and so are the options an exact index ignores because
+// their defaults are not no-op values (code_type, the k-means settings). The same
+// partitioned-only values are fine with partitions.
+TEST(IndexFactoryTest, ExactIndexAcceptsNoOpValuesAndIgnoredOptions) {
+  IndexOptions o = Valid();
+  o.routing_dim = 8;  // what 0 stands for; GetIndex reports it so
+  o.code_type = CodeType::kFloat;
+  o.training_iterations = 5;
+  o.seed = 99;
+  o.max_training_points_per_partition = 10;
+  auto exact = CreateIndex(o);
+  ASSERT_THAT(exact, IsOk());
+  EXPECT_EQ((*exact)->stats().kind, "exact");
+  EXPECT_EQ((*exact)->stats().code_type, "float");
+  EXPECT_EQ((*exact)->options().routing_dim, 8);
+  o.code_type = CodeType::kInt8;
+  o.routing_dim = 0;
+  exact = CreateIndex(o);
+  ASSERT_THAT(exact, IsOk());
+  EXPECT_EQ((*exact)->stats().code_type, "float");
+  EXPECT_EQ((*exact)->options().routing_dim, 8);
+
+  o = Valid();
+  o.num_partitions = 4;
+  o.routing_dim = 4;
+  o.matryoshka_dims = {2, 4};
+  o.default_partitions_to_search = 3;
+  o.reorder_k = 40;
+  o.pca_rotation = true;
+  auto partitioned = CreateIndex(o);
+  ASSERT_THAT(partitioned, IsOk());
+  EXPECT_EQ((*partitioned)->options().routing_dim, 4);
+  EXPECT_EQ((*partitioned)->options().reorder_k, 40);
+}
+
 TEST(IndexFactoryTest, ExtremeButValidOptionsAreAccepted) {
   IndexOptions o = Valid();
   o.dimension = 1;

@@ -49,10 +49,15 @@ std::vector<float> DecayingVectors(size_t n, uint64_t seed) {
   return v;
 }
 
+// A partitioned index gets the ladder and routes on 16 coordinates; the exact oracle
+// (num_partitions 0) gets neither, as CreateIndex refuses them for it: it serves every
+// prefix anyway.
 IndexOptions Options(Metric metric, int num_partitions, CodeType code_type) {
   IndexOptions options = PartitionedOptions(kDim, metric, num_partitions, code_type);
-  options.matryoshka_dims = kLadder;
-  options.routing_dim = num_partitions > 0 ? 16 : 0;
+  if (num_partitions > 0) {
+    options.matryoshka_dims = kLadder;
+    options.routing_dim = 16;
+  }
   return options;
 }
 
@@ -113,7 +118,36 @@ TEST(MatryoshkaOptionsTest, RoutingDimMustBeOnTheLadder) {
 TEST(MatryoshkaOptionsTest, PcaRotationNeedsPartitions) {
   IndexOptions options = Options(Metric::kL2, 0, CodeType::kInt8);
   options.pca_rotation = true;
-  EXPECT_THAT(CreateIndex(options), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(CreateIndex(options),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "the exact index got pca_rotation=true, expected false"));
+}
+
+// A ladder and a routing dimension shape a partitioned index only: the exact index is
+// refused them (a rejected call creates nothing), and with neither it serves prefixes
+// that no ladder lists, exactly.
+TEST(MatryoshkaOptionsTest, ExactIndexRefusesLadderAndRoutingDimButServesEveryPrefix) {
+  IndexOptions options = Options(Metric::kL2, kPartitions, CodeType::kInt8);
+  options.num_partitions = 0;
+  auto refused = CreateIndex(options);
+  EXPECT_THAT(refused, StatusIs(absl::StatusCode::kInvalidArgument,
+                                "the exact index got matryoshka_dims={8, 16, 32}, expected {}"));
+  options.matryoshka_dims.clear();
+  EXPECT_THAT(CreateIndex(options),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "the exact index got routing_dim=16, expected 0 (= dimension 64)"));
+  options.routing_dim = 0;
+  const std::vector<float> data = DecayingVectors(kRows, 9);
+  auto exact = MustCreateBuilt(options, data);
+  SearchParams params;
+  params.k = 5;
+  params.prefix_dim = 20;  // on no ladder
+  const std::vector<float> q(data.begin() + 3 * kDim, data.begin() + 4 * kDim);
+  const auto found = MustSearch(*exact, q, params);
+  ASSERT_THAT(found, SizeIs(1));
+  ASSERT_THAT(found[0], SizeIs(5));
+  EXPECT_EQ(found[0][0].id, 3u);  // the query is row 3: distance 0 at every prefix
+  EXPECT_NEAR(found[0][0].distance, 0.0f, 1e-4f);
 }
 
 TEST(MatryoshkaSearchTest, BadPrefixAndFunnelSettingsAreInvalidArgument) {

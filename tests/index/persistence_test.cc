@@ -12,6 +12,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "index/exact_index.h"
 #include "index/index_factory.h"
 #include "tests/index/test_util.h"
 #include "tests/testing/status_matchers.h"
@@ -94,6 +95,36 @@ TEST_F(PersistenceTest, ExactRoundTripGivesIdenticalResults) {
     EXPECT_EQ(*(*loaded)->GetVector(500), *index->GetVector(500));
     ExpectSameResults(*index, **loaded);
   }
+}
+
+// CreateIndex refuses an exact index a ladder, routing_dim and reorder_k; snapshots of
+// exact indexes written before it did keep loading, with the options they were saved
+// with (the ladder still limits prefix_dim, as it did).
+TEST_F(PersistenceTest, ExactSnapshotWithPartitionedOnlyOptionsStillLoads) {
+  IndexOptions options;
+  options.dimension = kDim;
+  options.matryoshka_dims = {4, 8, kDim};
+  options.routing_dim = 8;
+  options.reorder_k = 30;
+  EXPECT_THAT(CreateIndex(options), StatusIs(absl::StatusCode::kInvalidArgument));
+  ExactIndex old(options);  // as CreateIndex made it before the check
+  ASSERT_THAT(old.Upsert(testing::SequentialIds(100), testing::RandomVectors(100, kDim, 3)),
+              IsOk());
+  ASSERT_THAT(old.Save(dir_.string()), IsOk());
+  auto loaded = LoadIndex(dir_.string());
+  ASSERT_THAT(loaded, IsOk());
+  EXPECT_EQ((*loaded)->stats().kind, "exact");
+  EXPECT_EQ((*loaded)->size(), 100u);
+  EXPECT_THAT((*loaded)->options().matryoshka_dims, ::testing::ElementsAre(4, 8, kDim));
+  EXPECT_EQ((*loaded)->options().routing_dim, 8);
+  EXPECT_EQ((*loaded)->options().reorder_k, 30);
+  const std::vector<float> query = testing::RandomVectors(1, kDim, 4);
+  SearchParams params;
+  params.prefix_dim = 8;
+  EXPECT_THAT((*loaded)->Search(query, params), IsOk());
+  params.prefix_dim = 5;
+  EXPECT_THAT((*loaded)->Search(query, params),
+              StatusIs(absl::StatusCode::kInvalidArgument, "prefix_dim 5 is not in"));
 }
 
 TEST_F(PersistenceTest, PartitionedRoundTripGivesIdenticalResults) {
