@@ -769,7 +769,8 @@ int Main(int argc, char** argv) {
                     "k-means partitions; 0 = exact (brute-force) index")
         ->capture_default_str();
     cmd->add_option("--partitions_to_search", o.partitions_to_search_default,
-                    "Default partitions scanned per query; 0 = max(1, num_partitions/16)")
+                    "Default partitions scanned per query; 0 = max(1, num_partitions/16) "
+                    "(partitioned indexes only)")
         ->capture_default_str();
     cmd->add_option("--training_iterations", o.training_iterations,
                     "k-means iterations at build; 0 = server default (20)")
@@ -782,14 +783,16 @@ int Main(int argc, char** argv) {
         ->check(CLI::IsMember(code_type_names));
     cmd->add_option("--reorder_k", o.reorder_k_default,
                     "int8 codes: candidates per query re-scored exactly when a query does "
-                    "not say; 0 = 4 x k")
+                    "not say; 0 = 4 x k (partitioned indexes only)")
         ->capture_default_str();
     cmd->add_option("--matryoshka_dims", o.matryoshka_dims,
                     "Matryoshka ladder: prefix dimensions queries may use (ascending, "
-                    "comma-separated; the dimension is always allowed); empty = any")
+                    "comma-separated; the dimension is always allowed); empty = any "
+                    "(partitioned indexes only: an exact index serves every prefix)")
         ->delimiter(',');
     cmd->add_option("--routing_dim", o.routing_dim,
-                    "Prefix the partitions are trained and routed on; 0 = the dimension")
+                    "Prefix the partitions are trained and routed on; 0 = the dimension "
+                    "(partitioned indexes only)")
         ->capture_default_str();
     cmd->add_flag("--pca_rotation", o.pca_rotation,
                   "Learn a PCA rotation at build so prefixes are the leading principal "

@@ -182,6 +182,15 @@ absl::StatusOr<IndexOptions> IndexOptionsFromProto(const v1::IndexConfig& config
           "IndexConfig.code_type: unknown value ", static_cast<int>(config.code_type()),
           ", expected CODE_TYPE_FLOAT or CODE_TYPE_INT8"));
   }
+  // The engine cannot tell an explicit int8 from its default, so the wire, where
+  // UNSPECIFIED exists, refuses it for an exact index (see IndexOptions.num_partitions).
+  // CODE_TYPE_FLOAT is what an exact index scans and what GetIndex reports for it.
+  if (options.num_partitions == 0 && config.code_type() == v1::CODE_TYPE_INT8) {
+    return absl::InvalidArgumentError(
+        "IndexConfig.code_type applies to partitioned indexes only (num_partitions > 0); the "
+        "exact index got code_type=CODE_TYPE_INT8, expected CODE_TYPE_UNSPECIFIED or "
+        "CODE_TYPE_FLOAT");
+  }
   ASSIGN_OR_RETURN(options.reorder_k, ToInt("default_reorder_k", config.default_reorder_k()));
   for (int i = 0; i < config.matryoshka_dims_size(); ++i) {
     ASSIGN_OR_RETURN(const int dim, ToInt("matryoshka_dims", config.matryoshka_dims(i)));

@@ -12,6 +12,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <future>
 #include <limits>
 #include <random>
@@ -916,6 +917,70 @@ TEST_F(ServerTest, UnknownCodeTypeOrHugeReorderKIsInvalidArgumentAndCreatesNothi
   EXPECT_THAT(Create("bad", config),
               StatusIs(absl::StatusCode::kInvalidArgument, "default_reorder_k"));
   EXPECT_THAT(Get("bad"), StatusIs(absl::StatusCode::kNotFound));
+}
+
+// An exact index (num_partitions 0) is refused every option that only a partitioned index
+// can use, with INVALID_ARGUMENT naming the option, the value given and the one expected,
+// and nothing is created. Defaults, CODE_TYPE_FLOAT and the config GetIndex reports for
+// an exact index are accepted.
+TEST_F(ServerTest, ExactIndexWithPartitionedOnlyOptionsIsInvalidArgumentAndCreatesNothing) {
+  v1::IndexConfig exact;
+  exact.set_dimension(kDim);
+  struct Case {
+    const char* what;
+    std::function<void(v1::IndexConfig*)> set;
+    const char* message;
+  };
+  const std::vector<Case> cases = {
+      {"routing_dim", [](v1::IndexConfig* c) { c->set_routing_dim(8); },
+       "routing_dim applies to partitioned indexes only (num_partitions > 0); the exact index "
+       "got routing_dim=8, expected 0 (= dimension 16)"},
+      {"matryoshka_dims",
+       [](v1::IndexConfig* c) {
+         c->add_matryoshka_dims(4);
+         c->add_matryoshka_dims(8);
+       },
+       "the exact index got matryoshka_dims={4, 8}, expected {}"},
+      {"code_type", [](v1::IndexConfig* c) { c->set_code_type(v1::CODE_TYPE_INT8); },
+       "the exact index got code_type=CODE_TYPE_INT8, expected CODE_TYPE_UNSPECIFIED or "
+       "CODE_TYPE_FLOAT"},
+      {"default_reorder_k", [](v1::IndexConfig* c) { c->set_default_reorder_k(40); },
+       "the exact index got reorder_k=40, expected 0"},
+      {"default_partitions_to_search",
+       [](v1::IndexConfig* c) { c->set_default_partitions_to_search(3); },
+       "the exact index got default_partitions_to_search=3, expected 0"},
+      {"pca_rotation", [](v1::IndexConfig* c) { c->set_pca_rotation(true); },
+       "the exact index got pca_rotation=true, expected false"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    v1::IndexConfig config = exact;
+    c.set(&config);
+    EXPECT_THAT(Create("exact-bad", config),
+                StatusIs(absl::StatusCode::kInvalidArgument, c.message));
+    EXPECT_THAT(Get("exact-bad"), StatusIs(absl::StatusCode::kNotFound));
+    // The same option is fine with partitions.
+    config.set_num_partitions(4);
+    ASSERT_THAT(Create("part-ok", config), IsOk());
+    ASSERT_THAT(Delete("part-ok"), IsOk());
+  }
+  v1::ListIndexesResponse list;
+  {
+    grpc::ClientContext context;
+    ASSERT_TRUE(stub_->ListIndexes(&context, v1::ListIndexesRequest(), &list).ok());
+  }
+  EXPECT_EQ(list.indexes_size(), 0);
+
+  v1::IndexConfig noop = exact;
+  noop.set_code_type(v1::CODE_TYPE_FLOAT);
+  noop.set_routing_dim(kDim);
+  absl::StatusOr<v1::IndexInfo> created = Create("exact-ok", noop);
+  ASSERT_THAT(created, IsOk());
+  EXPECT_EQ(created->kind(), "exact");
+  // What GetIndex reports for an exact index creates the same index again.
+  absl::StatusOr<v1::IndexInfo> again = Create("exact-again", created->config());
+  ASSERT_THAT(again, IsOk());
+  EXPECT_EQ(again->config().SerializeAsString(), created->config().SerializeAsString());
 }
 
 TEST_F(ServerTest, GetIndexReportsCodeTypeSimdPathAndBytesPerVector) {
