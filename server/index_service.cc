@@ -561,7 +561,8 @@ absl::Status IndexServiceImpl::DoFindNeighbors(grpc::ServerContext* context,
     ASSIGN_OR_RETURN(std::vector<std::vector<Neighbor>> results,
                      index->Search(queries, params));
     if (metrics_ != nullptr) {
-      metrics_->RecordPrefixQueries(params.prefix_dim > 0 ? params.prefix_dim : dimension,
+      metrics_->RecordPrefixQueries(request.index(),
+                                    params.prefix_dim > 0 ? params.prefix_dim : dimension,
                                     members.size());
     }
     if (results.size() != members.size()) {

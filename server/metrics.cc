@@ -45,7 +45,8 @@ ServerMetrics::ServerMetrics() : registry_(std::make_shared<prometheus::Registry
   queries_by_prefix_dim_total_ =
       &prometheus::BuildCounter()
            .Name("nestor_queries_by_prefix_dim_total")
-           .Help("FindNeighbors queries by the Matryoshka prefix dimension they scored at")
+           .Help("FindNeighbors queries by index and the Matryoshka prefix dimension they "
+                 "scored at")
            .Register(*registry_);
   index_vectors_ = &prometheus::BuildGauge()
                         .Name("nestor_index_vectors")
@@ -95,9 +96,15 @@ void ServerMetrics::RecordQueries(absl::string_view method, uint64_t count) {
   queries_total_->Add({{"method", std::string(method)}}).Increment(static_cast<double>(count));
 }
 
-void ServerMetrics::RecordPrefixQueries(int prefix_dim, uint64_t count) {
-  queries_by_prefix_dim_total_->Add({{"prefix_dim", std::to_string(prefix_dim)}})
-      .Increment(static_cast<double>(count));
+void ServerMetrics::RecordPrefixQueries(const std::string& name, int prefix_dim,
+                                        uint64_t count) {
+  absl::MutexLock lock(&prefix_mu_);
+  prometheus::Counter*& counter = prefix_counters_[name][prefix_dim];
+  if (counter == nullptr) {
+    counter = &queries_by_prefix_dim_total_->Add(
+        {{"index", name}, {"prefix_dim", std::to_string(prefix_dim)}});
+  }
+  counter->Increment(static_cast<double>(count));
 }
 
 void ServerMetrics::UpdateIndex(const std::string& name, const IndexStats& stats) {
@@ -112,6 +119,13 @@ void ServerMetrics::RemoveIndex(const std::string& name) {
                        index_bytes_per_vector_}) {
     family->Remove(&family->Add({{"index", name}}));
   }
+  absl::MutexLock lock(&prefix_mu_);
+  auto it = prefix_counters_.find(name);
+  if (it == prefix_counters_.end()) return;
+  for (const auto& [prefix_dim, counter] : it->second) {
+    queries_by_prefix_dim_total_->Remove(counter);
+  }
+  prefix_counters_.erase(it);
 }
 
 }  // namespace nestor::server

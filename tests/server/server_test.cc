@@ -798,6 +798,58 @@ TEST_F(ServerTest, MetricsEndpointCountsRequestsAndQueries) {
   EXPECT_EQ(MetricValue(text, "nestor_index_bytes_per_vector", {"index=\"gone\""}), -1);
 }
 
+// nestor_queries_by_prefix_dim_total counts each index's queries by the prefix they
+// scored at (0 counts as the dimension); a failed search counts nothing; deleting an
+// index drops its series, and a new index of the same name starts from zero.
+TEST_F(ServerTest, PrefixQueryCounterIsPerIndexAndGoesWithTheIndex) {
+  std::vector<uint64_t> ids(200);
+  for (int i = 0; i < 200; ++i) ids[i] = i;
+  const std::vector<float> data = RandomVectors(200, kDim, 41);
+  for (const char* name : {"pa", "pb"}) {
+    ASSERT_THAT(Create(name), IsOk());
+    UpsertAll(name, ids, data);
+  }
+  auto find = [&](const std::string& name, int num_queries, int prefix_dim) {
+    v1::FindNeighborsRequest request =
+        MakeFind(name, RandomVectors(num_queries, kDim, 42), 5);
+    for (auto& query : *request.mutable_queries()) query.set_prefix_dim(prefix_dim);
+    return Find(request).status();
+  };
+  ASSERT_THAT(find("pa", 3, 8), IsOk());
+  ASSERT_THAT(find("pa", 2, 0), IsOk());
+  ASSERT_THAT(find("pa", 1, kDim), IsOk());
+  ASSERT_THAT(find("pb", 4, 4), IsOk());
+  EXPECT_THAT(find("pa", 6, kDim + 1), StatusIs(absl::StatusCode::kInvalidArgument));
+  const std::string metric = "nestor_queries_by_prefix_dim_total";
+  auto count = [&](const std::string& text, const std::string& index, int prefix_dim) {
+    return MetricValue(text, metric,
+                       {absl::StrCat("index=\"", index, "\""),
+                        absl::StrCat("prefix_dim=\"", prefix_dim, "\"")});
+  };
+  std::string text = HttpGet(server_->metrics_port(), "/metrics");
+  ASSERT_FALSE(text.empty());
+  EXPECT_EQ(count(text, "pa", 8), 3);
+  EXPECT_EQ(count(text, "pa", kDim), 2 + 1);
+  EXPECT_EQ(count(text, "pa", kDim + 1), -1);
+  EXPECT_EQ(count(text, "pa", 4), -1);
+  EXPECT_EQ(count(text, "pb", 4), 4);
+  EXPECT_EQ(count(text, "pb", kDim), -1);
+
+  ASSERT_THAT(Delete("pa"), IsOk());
+  text = HttpGet(server_->metrics_port(), "/metrics");
+  ASSERT_FALSE(text.empty());
+  EXPECT_EQ(count(text, "pa", 8), -1);
+  EXPECT_EQ(count(text, "pa", kDim), -1);
+  EXPECT_EQ(count(text, "pb", 4), 4);
+
+  ASSERT_THAT(Create("pa"), IsOk());
+  UpsertAll("pa", ids, data);
+  ASSERT_THAT(find("pa", 1, 8), IsOk());
+  text = HttpGet(server_->metrics_port(), "/metrics");
+  EXPECT_EQ(count(text, "pa", 8), 1);
+  EXPECT_EQ(count(text, "pa", kDim), -1);
+}
+
 // Stray HTTP requests (browsers, scanners, probes) get 404/405 and never take the
 // server down; Debian's civetweb used to crash writing its own error pages.
 TEST_F(ServerTest, MetricsPortAnswersOtherPathsAndMethodsWithoutCrashing) {
@@ -1098,9 +1150,10 @@ TEST_F(ServerTest, MatryoshkaFieldsOverTheWire) {
   EXPECT_THAT(find_with(0, -4, 0), StatusIs(absl::StatusCode::kInvalidArgument));
 
   const std::string text = HttpGet(server_->metrics_port(), "/metrics");
-  EXPECT_EQ(MetricValue(text, "nestor_queries_by_prefix_dim_total", {"prefix_dim=\"8\""}), 5);
   EXPECT_EQ(MetricValue(text, "nestor_queries_by_prefix_dim_total",
-                        {"prefix_dim=\"16\""}), 10 + 5);
+                        {"index=\"mrl\"", "prefix_dim=\"8\""}), 5);
+  EXPECT_EQ(MetricValue(text, "nestor_queries_by_prefix_dim_total",
+                        {"index=\"mrl\"", "prefix_dim=\"16\""}), 10 + 5);
 }
 
 }  // namespace
