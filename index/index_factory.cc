@@ -143,6 +143,13 @@ absl::StatusOr<std::unique_ptr<Index>> CreateIndex(const IndexOptions& options) 
     RETURN_IF_ERROR(CheckExactOptions(options));
     return std::make_unique<ExactIndex>(normalized);
   }
+  // Float codes are the stored rows, scored exactly: there is no re-scoring for a default
+  // reorder_k to size. (As for the exact index, only CreateIndex checks this.)
+  if (normalized.code_type == CodeType::kFloat && normalized.reorder_k != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "reorder_k applies to int8 codes only (float codes are scored exactly); the float "
+        "index got reorder_k=", normalized.reorder_k, ", expected 0"));
+  }
   return std::make_unique<PartitionedIndex>(normalized);
 }
 

@@ -124,6 +124,26 @@ TEST(IndexFactoryTest, ExactIndexRefusesPartitionedOnlyOptionsNamingGivenAndExpe
   EXPECT_THAT(CreateIndex(o), StatusIs(kInvalid, "reorder_k must be in [0, 1000000]"));
 }
 
+// A partitioned index of float codes scores its rows exactly: a default reorder_k would
+// size a re-scoring it never does, so it is refused; int8 codes take it.
+TEST(IndexFactoryTest, FloatCodesRefuseADefaultReorderK) {
+  IndexOptions o = Valid();
+  o.num_partitions = 4;
+  o.code_type = CodeType::kFloat;
+  o.reorder_k = 40;
+  EXPECT_THAT(CreateIndex(o),
+              StatusIs(kInvalid,
+                       "reorder_k applies to int8 codes only (float codes are scored exactly); "
+                       "the float index got reorder_k=40, expected 0"));
+  o.reorder_k = 0;
+  EXPECT_THAT(CreateIndex(o), IsOk());
+  o.code_type = CodeType::kInt8;
+  o.reorder_k = 40;
+  auto int8 = CreateIndex(o);
+  ASSERT_THAT(int8, IsOk());
+  EXPECT_EQ((*int8)->options().reorder_k, 40);
+}
+
 // The no-op values are accepted, and so are the options an exact index ignores because
 // their defaults are not no-op values (code_type, the k-means settings). The same
 // partitioned-only values are fine with partitions.
