@@ -283,6 +283,10 @@ absl::Status RunLoad(const GlobalOptions& g, const CommandOptions& o) {
   if (o.batch < 1) {
     return absl::InvalidArgumentError(absl::StrCat("--batch must be >= 1, got ", o.batch));
   }
+  if (o.limit < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--limit must be >= 0 (0 = all rows), got ", o.limit));
+  }
   absl::Time start = absl::Now();
   ASSIGN_OR_RETURN(FloatMatrix data, LoadDataset(o.file, o.limit));
   std::printf("read %lld x %lld vectors from %s in %.2f s\n", static_cast<long long>(data.rows),
@@ -452,6 +456,10 @@ absl::Status RunBench(const GlobalOptions& g, const CommandOptions& o) {
   if (o.runs < 1) {
     return absl::InvalidArgumentError(absl::StrCat("--runs must be >= 1, got ", o.runs));
   }
+  if (o.limit < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--limit must be >= 0 (0 = all queries), got ", o.limit));
+  }
   if (o.base.empty() == o.ground_truth.empty()) {
     return absl::InvalidArgumentError(
         "bench needs exactly one of --base FILE (exact neighbours computed here) or "
@@ -477,6 +485,25 @@ absl::Status RunBench(const GlobalOptions& g, const CommandOptions& o) {
     return absl::InvalidArgumentError(absl::StrCat("queries have dimension ", queries.cols,
                                                    ", index '", o.name, "' has ",
                                                    info.config().dimension()));
+  }
+
+  if (!o.metric.empty() && kMetricNames.at(o.metric) != info.config().metric()) {
+    std::fprintf(stderr,
+                 "warning: --metric %s differs from index '%s''s metric; recall is measured "
+                 "against %s neighbours, which the index does not search for\n",
+                 o.metric.c_str(), o.name.c_str(), o.metric.c_str());
+  }
+  // One request with the first batch before the (possibly long) ground truth: settings the
+  // server refuses (k, batch size, partitions_to_search, funnel...) fail now, with the
+  // server's code and message, not after the exact search.
+  if (queries.rows > 0) {
+    v1::FindNeighborsRequest first;
+    first.set_index(o.name);
+    for (int64_t i = 0; i < std::min<int64_t>(o.bench_batch, queries.rows); ++i) {
+      AddQuery(queries.row(i), queries.cols, o, &first);
+    }
+    v1::FindNeighborsResponse unused;
+    RETURN_IF_ERROR(client->FindNeighbors(first, &unused));
   }
 
   // Exact neighbour ids per query, truth_cols per row.

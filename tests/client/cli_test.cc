@@ -30,6 +30,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 struct RunResult {
@@ -321,6 +322,37 @@ TEST_F(CliTest, LoadWithCreateMakesAnExactIndexWithRecallOne) {
   EXPECT_THAT(r.out, HasSubstr("created flat"));
   r = Nestor({"bench", "flat", "--queries", base, "--limit", "25", "--base", base});
   ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(LastLine(r.out), StartsWith("recall@10=1.0000 qps="));
+}
+
+// Settings the server refuses fail on a first request, before the exact ground truth is
+// computed; a negative --limit is refused; a --metric unlike the index's gets a warning.
+TEST_F(CliTest, BenchRefusesBadSettingsBeforeComputingGroundTruth) {
+  const std::string base = WriteFvecs("base.fvecs", 200, 8, 5);
+  const std::string queries = WriteFvecs("queries.fvecs", 20, 8, 6);
+  ASSERT_EQ(Nestor({"load", "early", base, "--create"}).exit_code, 0);
+
+  // The server's max_neighbor_count is 1000 by default.
+  RunResult r = Nestor({"bench", "early", "--queries", queries, "--base", base, "-k", "2000"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("RESOURCE_EXHAUSTED"));
+  EXPECT_THAT(r.err, HasSubstr("got 2000"));
+  EXPECT_THAT(r.out, Not(HasSubstr("exact ground truth")));
+
+  r = Nestor({"bench", "early", "--queries", queries, "--base", base, "--limit", "-1"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("INVALID_ARGUMENT: --limit must be >= 0 (0 = all queries), got -1"));
+  r = Nestor({"load", "early", base, "--limit", "-3"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("INVALID_ARGUMENT: --limit must be >= 0 (0 = all rows), got -3"));
+
+  // An L2 index benchmarked against inner-product neighbours: it runs, with a warning.
+  r = Nestor({"bench", "early", "--queries", queries, "--base", base, "--metric", "ip"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("warning: --metric ip differs from index 'early''s metric"));
+  r = Nestor({"bench", "early", "--queries", queries, "--base", base, "--metric", "l2"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.err, Not(HasSubstr("warning")));
   EXPECT_THAT(LastLine(r.out), StartsWith("recall@10=1.0000 qps="));
 }
 
