@@ -718,6 +718,11 @@ int ReportError(const std::string& command, const absl::Status& status,
     std::fprintf(stderr, "  (is nestor-server running at %s? set --server or NESTOR_SERVER)\n",
                  global.server.c_str());
   }
+  if (status.code() == absl::StatusCode::kDeadlineExceeded && global.timeout_ms > 0) {
+    std::fprintf(stderr,
+                 "  (each RPC gets --timeout_ms %lld ms; raise it, or 0 for no deadline)\n",
+                 static_cast<long long>(global.timeout_ms));
+  }
   if (status.code() == absl::StatusCode::kResourceExhausted &&
       status.message().find("Threadpool") != absl::string_view::npos) {
     std::fprintf(stderr,

@@ -2,7 +2,10 @@
 // ephemeral loopback port, with a temporary data directory. Each test starts its own
 // server and stops it with SIGTERM (the server also dies with the test process, through
 // PR_SET_PDEATHSIG), so no server outlives the test.
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -436,6 +439,30 @@ TEST_F(CliTest, StatsAndBenchShowATunedFunnelThatSurvivesSigterm) {
     StopServer();
     StartServer();
   }
+}
+
+// A peer that accepts TCP connections (the kernel completes them from the backlog) but
+// never speaks HTTP/2: every RPC to it runs into its deadline.
+TEST_F(CliTest, DeadlineExceededNamesTheTimeoutFlag) {
+  const int listener = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = 0;
+  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  ASSERT_EQ(listen(listener, 16), 0);
+  socklen_t length = sizeof(address);
+  ASSERT_EQ(getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length), 0);
+  const std::string silent = "127.0.0.1:" + std::to_string(ntohs(address.sin_port));
+
+  RunResult r = Nestor({"--server", silent, "--timeout_ms", "300", "stats"},
+                       /*with_server_flag=*/false);
+  close(listener);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("DEADLINE_EXCEEDED"));
+  EXPECT_THAT(r.err, HasSubstr("(each RPC gets --timeout_ms 300 ms; raise it, or 0 for no "
+                               "deadline)"));
 }
 
 TEST_F(CliTest, ErrorsNameTheirCodeAndExitNonZero) {
