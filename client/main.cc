@@ -780,6 +780,8 @@ int Main(int argc, char** argv) {
       "errors exit 2 or more.",
       "nestor"};
   app.require_subcommand(1);
+  // --server, --timeout_ms and --progress may also follow the subcommand.
+  app.fallthrough();
   GlobalOptions global;
   CommandOptions o;
   app.add_option("--server", global.server, "Server address HOST:PORT")

@@ -487,6 +487,14 @@ TEST_F(CliTest, ErrorsNameTheirCodeAndExitNonZero) {
   r = Nestor({"--server", "127.0.0.1:1", "stats"}, /*with_server_flag=*/false);
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, HasSubstr("UNAVAILABLE"));
+  // The global flags may also follow the subcommand.
+  r = Nestor({"stats", "--server", "127.0.0.1:1"}, /*with_server_flag=*/false);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("UNAVAILABLE"));
+  EXPECT_THAT(r.err, HasSubstr("is nestor-server running at 127.0.0.1:1?"));
+  r = Nestor({"stats", "dup", "--json"}, /*with_server_flag=*/false,
+             {"NESTOR_SERVER=" + server_});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
 
   r = Nestor({"create", "x", "--dimension", "4", "--metric", "hamming"});
   EXPECT_NE(r.exit_code, 0);
