@@ -2,6 +2,7 @@
 
 #include <climits>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 #include <utility>
 
@@ -139,6 +140,11 @@ absl::Status ApplyTuningFiles(const std::vector<std::string>& specs,
     if (!result.ok()) return fail(result.status());
     absl::StatusOr<v1::ApplyTuningResponse> applied = ApplyTuningResult(*index, *result, table);
     if (!applied.ok()) return fail(applied.status());
+    std::cerr << "nestor-server: index " << name << " tuned from " << path
+              << ": partitions_to_search=" << applied->partitions_to_search()
+              << " reorder_k=" << applied->reorder_k()
+              << " shortlist_dim=" << applied->shortlist_dim()
+              << " shortlist_size=" << applied->shortlist_size() << std::endl;
   }
   return absl::OkStatus();
 }

@@ -413,6 +413,11 @@ TEST_F(CliTest, StatsAndBenchShowATunedFunnelThatSurvivesSigterm) {
                       "chosen { partitions_to_search: 3 shortlist_dim: 4 shortlist_size: 30 }\n");
   StopServer();
   StartServer({"--tuning_file", "mrl=" + tuning});
+  // The server's log says what the tuning file set.
+  EXPECT_THAT(ReadFile((dir_ / "server.err").string()),
+              HasSubstr("nestor-server: index mrl tuned from " + tuning +
+                        ": partitions_to_search=3 reorder_k=0 shortlist_dim=4 "
+                        "shortlist_size=30"));
   for (int restart = 0; restart < 2; ++restart) {
     r = Nestor({"stats", "mrl"});
     ASSERT_EQ(r.exit_code, 0) << r.err;
