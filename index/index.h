@@ -142,7 +142,7 @@ inline constexpr int kMaxCandidates = 1000000;
 //
 // The exact index is exact at every setting: it validates all of them as below but uses
 // only k, prefix_dim, num_threads, deadline and cancelled; partitions_to_search,
-// reorder_k, shortlist_dim and shortlist_size change nothing in its results (unlike the
+// reorder_k, shortlist_dim, shortlist_size and exact change nothing in its results (unlike the
 // IndexOptions a partitioned index alone can use, which CreateIndex refuses for it, these
 // are per call, and one set of params may serve both kinds, as in every recall test).
 struct SearchParams {
@@ -177,6 +177,14 @@ struct SearchParams {
   // 0 = IndexOptions.reorder_k; values below k are raised to k). Unit: vectors per query.
   // Ignored by the exact index and by float-coded partitioned indexes.
   int reorder_k = 0;
+  // Exact search at query time (brute force, as Qdrant's `exact` search parameter): a
+  // partitioned index scores every stored float vector on the first prefix_dim
+  // coordinates (the principal components with pca_rotation), so the results are those
+  // of an exact index over the same vectors, for ground truth and recall checks. Then
+  // partitions_to_search, reorder_k, shortlist_dim and shortlist_size are validated as
+  // usual and ignored. Cost: every vector, about size() * prefix_dim multiply-adds per
+  // query. The exact index is exact anyway and ignores it.
+  bool exact = false;
   // Threads this call may use for a batch of queries, >= 1.
   int num_threads = 1;
   // Searches stop with DEADLINE_EXCEEDED after this time ...

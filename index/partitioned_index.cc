@@ -68,6 +68,7 @@ struct SearchScratch {
   std::vector<int16_t> weights;                    // quantized scale_j * q_j
   std::vector<int32_t> code_dots;                  // one partition's integer dots
   std::vector<Candidate> candidates;               // selection slots / max-heap
+  std::vector<uint32_t> probe_ids;                  // partitions a float scan visits
   // Partition-major batch path.
   std::vector<uint32_t> members_begin;              // per partition, into members
   std::vector<uint32_t> members;                    // query indices, partition-major
@@ -515,7 +516,7 @@ absl::StatusOr<std::vector<std::vector<Neighbor>>> PartitionedIndex::SearchImpl(
     Rotate(queries.data(), num_queries, p, rotated.data());
     queries = rotated;
     if (metric() == Metric::kCosine) {
-      const int s = ScanDim(params);
+      const int s = params.exact ? p : ScanDim(params);
       for (size_t i = 0; i < num_queries; ++i) {
         if (SquaredNorm(queries.data() + i * d, s) == 0.0f) {
           return absl::InvalidArgumentError(absl::StrCat(
@@ -524,6 +525,17 @@ absl::StatusOr<std::vector<std::vector<Neighbor>>> PartitionedIndex::SearchImpl(
         }
       }
     }
+  }
+  if (params.exact) {
+    RETURN_IF_ERROR(ParallelForChunks(
+        num_queries, params.num_threads,
+        [&](size_t begin, size_t end) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+          for (size_t i = begin; i < end; ++i) {
+            RETURN_IF_ERROR(SearchExact(queries.data() + i * d, params, &results[i]));
+          }
+          return absl::OkStatus();
+        }));
+    return results;
   }
   const int num_partitions = static_cast<int>(partitions_.size());
   const int to_search = params.partitions_to_search > 0
@@ -949,19 +961,44 @@ absl::Status PartitionedIndex::SearchOne(const float* q, const SearchParams& par
                                    absl::MakeConstSpan(ranked.data(), partitions_to_search));
     return absl::OkStatus();
   }
-  const float q_inv = QueryInv(q, p);
+  std::vector<uint32_t>& partitions = scratch.probe_ids;
+  partitions.resize(static_cast<size_t>(partitions_to_search));
+  for (int j = 0; j < partitions_to_search; ++j) partitions[j] = ranked[j].second;
   TopK heap(k, size_);
-  for (int j = 0; j < partitions_to_search; ++j) {
+  RETURN_IF_ERROR(ScanFloatRows(q, QueryInv(q, p), params, partitions, &heap));
+  *result = heap.Finish(/*negate=*/HigherIsNearer(m));
+  return absl::OkStatus();
+}
+
+absl::Status PartitionedIndex::ScanFloatRows(const float* q, float q_inv,
+                                             const SearchParams& params,
+                                             absl::Span<const uint32_t> partitions,
+                                             TopK* heap) const {
+  const int p = params.prefix_dim;
+  for (size_t j = 0; j < partitions.size(); ++j) {
     if (j > 0) RETURN_IF_ERROR(CheckInterrupted(params));
-    const VectorRows& rows = partitions_[ranked[j].second];
+    const VectorRows& rows = partitions_[partitions[j]];
     const size_t n = rows.size();
     const DatapointId* ids = rows.ids().data();
     for (size_t r = 0; r < n; ++r) {
       const float key = FloatKey(q, q_inv, rows, r, p);
-      if (key <= heap.threshold()) heap.Push(key, ids[r]);
+      if (key <= heap->threshold()) heap->Push(key, ids[r]);
     }
   }
-  *result = heap.Finish(/*negate=*/HigherIsNearer(m));
+  return absl::OkStatus();
+}
+
+absl::Status PartitionedIndex::SearchExact(const float* q, const SearchParams& params,
+                                           std::vector<Neighbor>* result) const {
+  RETURN_IF_ERROR(CheckInterrupted(params));
+  SearchScratch& scratch = Scratch();
+  std::vector<uint32_t>& partitions = scratch.probe_ids;
+  partitions.resize(partitions_.size());
+  std::iota(partitions.begin(), partitions.end(), 0u);
+  TopK heap(static_cast<size_t>(params.k), size_);
+  RETURN_IF_ERROR(
+      ScanFloatRows(q, QueryInv(q, params.prefix_dim), params, partitions, &heap));
+  *result = heap.Finish(/*negate=*/HigherIsNearer(metric()));
   return absl::OkStatus();
 }
 

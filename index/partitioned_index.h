@@ -17,6 +17,8 @@
 
 namespace nestor {
 
+class TopK;
+
 // (approximate key, partition << 32 | row) of an int8-scan candidate.
 using ScanCandidate = std::pair<float, uint64_t>;
 
@@ -199,6 +201,15 @@ class PartitionedIndex : public Index {
   absl::Status SearchOne(const float* q, const SearchParams& params, int partitions_to_search,
                          absl::Span<const float> centroid_norms,
                          std::vector<Neighbor>* result) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Float keys (FloatKey at prefix params.prefix_dim) of every row of the partitions
+  // listed in `partitions` offered to `heap`; checks interruption before each partition
+  // but the first.
+  absl::Status ScanFloatRows(const float* q, float q_inv, const SearchParams& params,
+                             absl::Span<const uint32_t> partitions, TopK* heap) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // SearchParams.exact: every partition scanned with ScanFloatRows.
+  absl::Status SearchExact(const float* q, const SearchParams& params,
+                           std::vector<Neighbor>* result) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // The nearest `partitions_to_search` partitions of queries [begin, end) (prefix `p`),
   // nearest first, into rows [begin, end) of probes (num_queries x partitions_to_search).
   // Scores centroids with kernels::DotRows (several queries x centroids per load, bit for

@@ -423,6 +423,15 @@ TEST(MatryoshkaRotationTest, RotationIsOrthonormalAndPrefixesArePrincipalCompone
         ExpectSameAsExact(MustSearch(*index, queries, params),
                           MustSearch(*exact_rotated, rotated_queries, params),
                           what + " prefix " + std::to_string(p));
+        // SearchParams.exact: the same at any partitions_to_search (the ground truth of
+        // rotated prefixes, which no raw-vector brute force gives).
+        SearchParams exact_params = params;
+        exact_params.partitions_to_search = 1;
+        exact_params.reorder_k = 0;
+        exact_params.exact = true;
+        ExpectSameAsExact(MustSearch(*index, queries, exact_params),
+                          MustSearch(*exact_rotated, rotated_queries, params),
+                          what + " exact=true prefix " + std::to_string(p));
       }
       for (DatapointId id : {DatapointId{0}, DatapointId{777}, DatapointId{kRows - 1}}) {
         auto v = index->GetVector(id);

@@ -1,9 +1,12 @@
 #include "index/partitioned_index.h"
 
+#include <algorithm>
+#include <cmath>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "index/index_factory.h"
@@ -112,6 +115,56 @@ TEST_P(PartitionedRecallTest, SearchingAllPartitionsEqualsExact) {
       }
     }
   }
+}
+
+// SearchParams.exact: with one partition searched and the smallest reorder_k, both code
+// types return the exact top 10 of the oracle at the full dimension and at a prefix,
+// batched and one query at a time (distances within float rounding of the double-
+// precision oracle), and the knobs it ignores change nothing.
+TEST_P(PartitionedRecallTest, ExactSearchEqualsOracleWhateverTheKnobs) {
+  auto int8 = MustCreate(PartitionedOptions(kDim, GetParam(), kPartitions, CodeType::kInt8));
+  ASSERT_THAT(int8->Upsert(ids_, data_), IsOk());
+  ASSERT_THAT(int8->Build(), IsOk());
+  for (const Index* index : {partitioned_.get(), int8.get()}) {
+    for (int prefix : {0, 8}) {
+      const int p = prefix > 0 ? prefix : kDim;
+      const std::string what = absl::StrCat(index->stats().code_type, " prefix ", p);
+      SearchParams params;
+      params.k = 10;
+      params.prefix_dim = prefix;
+      params.partitions_to_search = 1;
+      params.reorder_k = 10;
+      params.exact = true;
+      params.num_threads = 2;
+      const auto got = MustSearch(*index, queries_, params);
+      ASSERT_THAT(got, SizeIs(kQueries)) << what;
+      for (size_t q = 0; q < kQueries; ++q) {
+        const auto truth =
+            testing::NaiveSearch(GetParam(), queries_.data() + q * kDim, data_, ids_, kDim, p, 10);
+        ASSERT_THAT(got[q], SizeIs(10)) << what;
+        for (size_t i = 0; i < 10; ++i) {
+          EXPECT_EQ(got[q][i].id, truth[i].second) << what << " query " << q << " rank " << i;
+          EXPECT_NEAR(got[q][i].distance, truth[i].first,
+                      1e-4 * std::max(1.0, std::fabs(truth[i].first)))
+              << what << " query " << q << " rank " << i;
+        }
+      }
+      // One query at a time (the per-query path) and other ignored knobs: same lists.
+      params.partitions_to_search = kPartitions;
+      params.reorder_k = 0;
+      params.num_threads = 1;
+      const std::vector<float> one(queries_.begin(), queries_.begin() + kDim);
+      EXPECT_EQ(MustSearch(*index, one, params)[0], got[0]) << what;
+    }
+  }
+  // Approximate search with one partition misses some of them (so the check above is
+  // not vacuous on this data).
+  SearchParams approx;
+  approx.k = 10;
+  approx.partitions_to_search = 1;
+  EXPECT_LT(testing::Recall(MustSearch(*partitioned_, queries_, approx),
+                            MustSearch(*exact_, queries_, approx)),
+            1.0);
 }
 
 TEST_P(PartitionedRecallTest, BuildIsDeterministicForASeed) {
