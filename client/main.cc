@@ -124,10 +124,12 @@ struct CommandOptions {
   int reorder_k = 0;
   int shortlist_dim = 0;
   int shortlist_size = 0;
+  bool exact = false;
   bool json_output = false;
   std::string base;
   int64_t base_limit = 0;
   std::string ground_truth;
+  bool server_ground_truth = false;
   int64_t bench_batch = 1;
   int concurrency = 1;
   int runs = 1;
@@ -398,6 +400,44 @@ void AddQuery(const float* vector, int64_t dimension, const CommandOptions& o,
   query->set_reorder_k(o.reorder_k);
   query->set_shortlist_dim(o.shortlist_dim);
   query->set_shortlist_size(o.shortlist_size);
+  query->set_exact(o.exact);
+}
+
+// Exact neighbour ids (k per query, row-major; short lists padded with -1) of every query
+// from the server itself (FindNeighbors with Query.exact), in requests of `batch`.
+absl::StatusOr<std::vector<int64_t>> ServerGroundTruth(NestorClient& client,
+                                                       const FloatMatrix& queries,
+                                                       const CommandOptions& o,
+                                                       int64_t batch,
+                                                       const GlobalOptions& g) {
+  CommandOptions exact = o;
+  exact.exact = true;
+  std::vector<int64_t> truth(static_cast<size_t>(queries.rows * o.k), -1);
+  ProgressOptions progress_options;
+  progress_options.force = g.progress;
+  progress_options.unit = "queries";
+  ProgressBar bar(absl::StrCat("ground truth ", o.name), queries.rows, progress_options);
+  v1::FindNeighborsResponse response;
+  for (int64_t r0 = 0; r0 < queries.rows; r0 += batch) {
+    const int64_t n = std::min(batch, queries.rows - r0);
+    v1::FindNeighborsRequest request;
+    request.set_index(o.name);
+    for (int64_t i = 0; i < n; ++i) AddQuery(queries.row(r0 + i), queries.cols, exact, &request);
+    RETURN_IF_ERROR(client.FindNeighbors(request, &response));
+    if (response.nearest_neighbors_size() != n) {
+      return absl::InternalError(absl::StrCat("the server answered ",
+                                              response.nearest_neighbors_size(),
+                                              " result lists for ", n, " queries"));
+    }
+    for (int64_t i = 0; i < n; ++i) {
+      const auto& neighbors = response.nearest_neighbors(i).neighbors();
+      for (int j = 0; j < std::min(neighbors.size(), o.k); ++j) {
+        truth[(r0 + i) * o.k + j] = static_cast<int64_t>(neighbors[j].datapoint().datapoint_id());
+      }
+    }
+    bar.Add(n);
+  }
+  return truth;
 }
 
 absl::Status RunSearch(const GlobalOptions& g, const CommandOptions& o) {
@@ -460,10 +500,15 @@ absl::Status RunBench(const GlobalOptions& g, const CommandOptions& o) {
     return absl::InvalidArgumentError(
         absl::StrCat("--limit must be >= 0 (0 = all queries), got ", o.limit));
   }
-  if (o.base.empty() == o.ground_truth.empty()) {
+  if (!o.base.empty() + !o.ground_truth.empty() + o.server_ground_truth != 1) {
     return absl::InvalidArgumentError(
-        "bench needs exactly one of --base FILE (exact neighbours computed here) or "
-        "--ground_truth FILE.ivecs");
+        "bench needs exactly one of --base FILE (exact neighbours computed here), "
+        "--ground_truth FILE.ivecs or --server_ground_truth (exact searches on the server)");
+  }
+  if (o.server_ground_truth && !o.metric.empty()) {
+    return absl::InvalidArgumentError(
+        "--metric sets the metric of --base ground truth; --server_ground_truth uses the "
+        "index's own metric");
   }
   if (!o.json_path.empty()) {
     // Fail before minutes of benchmarking, not after: open (and create) the file now.
@@ -525,6 +570,21 @@ absl::Status RunBench(const GlobalOptions& g, const CommandOptions& o) {
     truth_cols = gt.cols;
     std::printf("read ground truth %lld x %lld from %s\n", static_cast<long long>(gt.rows),
                 static_cast<long long>(gt.cols), o.ground_truth.c_str());
+  } else if (o.server_ground_truth) {
+    // Batches of at least 32 let the server spread the scans over its search threads.
+    int64_t gt_batch = std::max<int64_t>(o.bench_batch, 32);
+    absl::StatusOr<std::vector<int64_t>> exact = ServerGroundTruth(*client, queries, o, gt_batch, g);
+    if (absl::IsResourceExhausted(exact.status()) && gt_batch > o.bench_batch) {
+      gt_batch = o.bench_batch;  // the server's max_batch_size is below 32
+      exact = ServerGroundTruth(*client, queries, o, gt_batch, g);
+    }
+    if (!exact.ok()) return exact.status();
+    truth = *std::move(exact);
+    truth_cols = o.k;
+    std::printf("exact ground truth (k=%d%s) from exact searches on the server, %lld queries "
+                "per request, in %.2f s\n",
+                o.k, o.prefix_dim > 0 ? absl::StrCat(", prefix_dim=", o.prefix_dim).c_str() : "",
+                static_cast<long long>(gt_batch), Seconds(start));
   } else {
     const int d = static_cast<int>(info.config().dimension());
     if (info.config().pca_rotation() && o.prefix_dim > 0 && o.prefix_dim < d) {
@@ -533,7 +593,8 @@ absl::Status RunBench(const GlobalOptions& g, const CommandOptions& o) {
           "index '", o.name, "' has pca_rotation, so prefix_dim ", o.prefix_dim,
           " means its first ", o.prefix_dim, " principal components; --base computes exact "
           "neighbours on the raw first coordinates, which would make recall meaningless. "
-          "Give --ground_truth FILE.ivecs computed on the rotated prefixes, or drop "
+          "Use --server_ground_truth (exact searches over the index's rotated vectors), "
+          "give --ground_truth FILE.ivecs computed on the rotated prefixes, or drop "
           "--prefix_dim (full-dimension scores are rotation-invariant)"));
     }
     ASSIGN_OR_RETURN(FloatMatrix base, LoadDataset(o.base, o.base_limit));
@@ -902,6 +963,9 @@ int Main(int argc, char** argv) {
   vector_opt->excludes(queries_opt);
   search->add_option("--row", o.row, "Row of --queries to use (0-based)")->capture_default_str();
   add_query_options(search);
+  search->add_flag("--exact", o.exact,
+                   "Exact search: score every vector of the index at prefix_dim (brute "
+                   "force); partitions_to_search, reorder_k and the funnel are not used");
   search->add_flag("--json", o.json_output, "Print JSON");
 
   // Listed for --help only; Main() hands `tune` to nestor-tune before parsing.
@@ -924,6 +988,11 @@ int Main(int argc, char** argv) {
       ->capture_default_str();
   bench->add_option("--ground_truth", o.ground_truth,
                     "Exact neighbour ids, .ivecs, one row per query (instead of --base)");
+  bench->add_flag("--server_ground_truth", o.server_ground_truth,
+                  "Ground truth from exact searches on the server (Query.exact: every vector "
+                  "of the index scored), instead of --base: no base file needed, the index's "
+                  "current contents, and right for pca_rotation prefixes. Costs a full scan "
+                  "per query, before the timed runs");
   bench->add_option("--id_offset", o.id_offset, "Id of base row 0 (match load --id_offset)")
       ->capture_default_str();
   bench->add_option("--limit", o.limit, "Use only the first N queries; 0 = all")

@@ -207,9 +207,12 @@ class PartitionedIndex : public Index {
   absl::Status ScanFloatRows(const float* q, float q_inv, const SearchParams& params,
                              absl::Span<const uint32_t> partitions, TopK* heap) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  // SearchParams.exact: every partition scanned with ScanFloatRows.
-  absl::Status SearchExact(const float* q, const SearchParams& params,
-                           std::vector<Neighbor>* result) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // SearchParams.exact for the `nq` queries at `queries` (dimension() apart, rotated):
+  // every row of every partition scored with FloatKey, row-major over the block of
+  // queries, into results[0..nq).
+  absl::Status SearchExact(const float* queries, size_t nq, const SearchParams& params,
+                           std::vector<Neighbor>* results) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // The nearest `partitions_to_search` partitions of queries [begin, end) (prefix `p`),
   // nearest first, into rows [begin, end) of probes (num_queries x partitions_to_search).
   // Scores centroids with kernels::DotRows (several queries x centroids per load, bit for

@@ -129,9 +129,9 @@ QuerySettings ResolveQuerySettings(const v1::FindNeighborsRequest::Query& query,
 }
 
 // Settings that queries of one Index::Search call must share: k, partitions_to_search,
-// prefix_dim, reorder_k, shortlist_dim, shortlist_size. A batch of identical settings is
-// one Search call.
-using QueryGroupKey = std::tuple<int, int, int, int, int, int>;
+// prefix_dim, reorder_k, shortlist_dim, shortlist_size, exact. A batch of identical
+// settings is one Search call.
+using QueryGroupKey = std::tuple<int, int, int, int, int, int, bool>;
 
 }  // namespace
 
@@ -531,7 +531,7 @@ absl::Status IndexServiceImpl::DoFindNeighbors(grpc::ServerContext* context,
     const int k = query.neighbor_count() == 0 ? kDefaultNeighborCount : query.neighbor_count();
     const QuerySettings settings = ResolveQuerySettings(query, k, dimension, tuned);
     groups[{k, settings.partitions_to_search, query.prefix_dim(), settings.reorder_k,
-            settings.shortlist_dim, settings.shortlist_size}]
+            settings.shortlist_dim, settings.shortlist_size, query.exact()}]
         .push_back(i);
   }
 
@@ -544,7 +544,7 @@ absl::Status IndexServiceImpl::DoFindNeighbors(grpc::ServerContext* context,
   std::vector<float> buffer;
   for (const auto& [key, members] : groups) {
     std::tie(params.k, params.partitions_to_search, params.prefix_dim, params.reorder_k,
-             params.shortlist_dim, params.shortlist_size) = key;
+             params.shortlist_dim, params.shortlist_size, params.exact) = key;
     absl::Span<const float> queries;
     if (members.size() == 1) {
       const auto& vector = request.queries(members[0]).datapoint().feature_vector();

@@ -374,7 +374,8 @@ TEST_F(CliTest, LoadingAFileOfTheWrongDimensionFailsWithInvalidArgument) {
 
 // With pca_rotation, prefix_dim d means the first d principal components; the client
 // cannot compute exact neighbours of rotated prefixes from --base, so it refuses rather
-// than report a meaningless recall. Full-dimension bench (rotation-invariant) still works.
+// than report a meaningless recall and points to --server_ground_truth, which can.
+// Full-dimension bench (rotation-invariant) still works.
 TEST_F(CliTest, BenchRefusesRawGroundTruthForRotatedPrefixes) {
   const std::string base = WriteFvecs("rot_base.fvecs", 500, 8, 3);
   const std::string queries = WriteFvecs("rot_queries.fvecs", 20, 8, 4);
@@ -392,10 +393,43 @@ TEST_F(CliTest, BenchRefusesRawGroundTruthForRotatedPrefixes) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, HasSubstr("FAILED_PRECONDITION: index 'rot' has pca_rotation"));
 
+  EXPECT_THAT(r.err, HasSubstr("Use --server_ground_truth"));
+
   r = Nestor({"bench", "rot", "--queries", queries, "--base", base, "--partitions_to_search",
               "4", "--reorder_k", "500"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(LastLine(r.out), HasSubstr("recall@10=1.0000"));
+
+  // --server_ground_truth: exact searches over the rotated vectors. Every partition with
+  // every candidate re-scored is exact at the rotated prefix too (recall 1); one partition
+  // with the smallest reorder_k is not.
+  r = Nestor({"bench", "rot", "--queries", queries, "--server_ground_truth", "--prefix_dim",
+              "4", "--partitions_to_search", "4", "--reorder_k", "500"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("from exact searches on the server"));
+  EXPECT_THAT(LastLine(r.out), HasSubstr("recall@10=1.0000"));
+  r = Nestor({"bench", "rot", "--queries", queries, "--server_ground_truth", "--prefix_dim",
+              "4", "--partitions_to_search", "1", "--reorder_k", "10"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(LastLine(r.out), Not(HasSubstr("recall@10=1.0000")));
+
+  // search --exact answers what the exhaustive settings answer.
+  r = Nestor({"search", "rot", "--queries", queries, "--row", "3", "--prefix_dim", "4",
+              "--exact", "--partitions_to_search", "1", "--reorder_k", "10"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  RunResult full = Nestor({"search", "rot", "--queries", queries, "--row", "3", "--prefix_dim",
+                           "4", "--partitions_to_search", "4", "--reorder_k", "500"});
+  ASSERT_EQ(full.exit_code, 0) << full.err;
+  EXPECT_EQ(r.out.substr(0, r.out.rfind("neighbours in")),
+            full.out.substr(0, full.out.rfind("neighbours in")));
+
+  // One source of ground truth, and --metric only with --base.
+  r = Nestor({"bench", "rot", "--queries", queries, "--server_ground_truth", "--base", base});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("INVALID_ARGUMENT: bench needs exactly one of"));
+  r = Nestor({"bench", "rot", "--queries", queries, "--server_ground_truth", "--metric", "ip"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("--server_ground_truth uses the index's own metric"));
 }
 
 TEST_F(CliTest, StatsAndBenchShowATunedFunnelThatSurvivesSigterm) {
