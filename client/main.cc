@@ -148,6 +148,18 @@ absl::StatusOr<std::unique_ptr<NestorClient>> Connect(const GlobalOptions& globa
 }
 
 absl::StatusOr<v1::IndexConfig> MakeConfig(const CommandOptions& o, uint32_t dimension) {
+  // The server refuses these too, under their IndexConfig names (default_*); said here
+  // with the flags the user typed. The other partitioned-only flags share their names.
+  if (o.num_partitions == 0) {
+    for (const auto& [flag, value] : {std::pair{"--partitions_to_search", o.partitions_to_search_default},
+                                      std::pair{"--reorder_k", o.reorder_k_default}}) {
+      if (value != 0) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            flag, " applies to partitioned indexes only (--num_partitions > 0); the exact "
+            "index (--num_partitions 0) got ", flag, " ", value, ", expected 0"));
+      }
+    }
+  }
   v1::IndexConfig config;
   config.set_dimension(dimension);
   config.set_metric(o.metric.empty() ? v1::METRIC_L2 : kMetricNames.at(o.metric));
@@ -798,7 +810,8 @@ int ReportError(const std::string& command, const absl::Status& status,
 // next to this binary, then in ../tools/ (the build tree), then on PATH. Returns only
 // when the exec failed.
 int ExecTune(int argc, char** argv, int tune_at, bool progress) {
-  std::vector<std::string> args = {"nestor-tune"};
+  // argv[0] is what its --help prints after "Usage:": the command the user typed.
+  std::vector<std::string> args = {"nestor tune"};
   for (int i = tune_at + 1; i < argc; ++i) args.emplace_back(argv[i]);
   if (progress) args.emplace_back("--progress");
   std::vector<char*> c_args;

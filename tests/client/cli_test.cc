@@ -504,6 +504,15 @@ TEST_F(CliTest, DeadlineExceededNamesTheTimeoutFlag) {
                                "deadline)"));
 }
 
+// `nestor tune` runs nestor-tune under the name the user typed, so its help reads as a
+// subcommand's.
+TEST_F(CliTest, TuneHelpNamesTheSubcommand) {
+  RunResult r = Nestor({"tune", "--help"}, /*with_server_flag=*/false);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("Usage: nestor tune [OPTIONS]"));
+  EXPECT_THAT(r.out, HasSubstr("--target_recall"));
+}
+
 TEST_F(CliTest, ErrorsNameTheirCodeAndExitNonZero) {
   RunResult r = Nestor({"search", "missing", "--vector", "1,2"});
   EXPECT_EQ(r.exit_code, 1);
@@ -518,6 +527,18 @@ TEST_F(CliTest, ErrorsNameTheirCodeAndExitNonZero) {
   r = Nestor({"load", "dup", (dir_ / "no-such-file.fvecs").string()});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, HasSubstr("NOT_FOUND"));
+
+  // Partitioned-only flags on an exact index are named as typed, and nothing is created.
+  r = Nestor({"create", "flat", "--dimension", "4", "--partitions_to_search", "3"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("INVALID_ARGUMENT: --partitions_to_search applies to "
+                               "partitioned indexes only (--num_partitions > 0); the exact "
+                               "index (--num_partitions 0) got --partitions_to_search 3, "
+                               "expected 0"));
+  r = Nestor({"create", "flat", "--dimension", "4", "--reorder_k", "40"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("got --reorder_k 40, expected 0"));
+  EXPECT_EQ(Nestor({"stats", "flat"}).exit_code, 1);
 
   r = Nestor({"search", "dup", "--vector", "1,2,x"});
   EXPECT_EQ(r.exit_code, 1);
