@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "index/distance.h"
+#include "index/exact_scan.h"
 #include "index/search_util.h"
 #include "index/top_k.h"
 
@@ -73,7 +74,7 @@ absl::StatusOr<std::vector<std::vector<Neighbor>>> ExactIndex::SearchImpl(
   const size_t num_queries = queries.size() / dimension();
   std::vector<std::vector<Neighbor>> results(num_queries);
   if (rows_.empty()) return results;
-  if (num_queries >= kMinGemmQueries) {
+  if (num_queries >= kMinExactGemmQueries) {
     // One caller of sgemm: BLAS threads the product itself. Several search threads each
     // calling a threaded sgemm contend for BLAS's worker threads (measured at about half
     // FAISS IndexFlatL2's batch QPS on 2 cores).
@@ -92,76 +93,26 @@ absl::Status ExactIndex::SearchRange(absl::Span<const float> queries, const Sear
                                      std::vector<std::vector<Neighbor>>* results) const {
   const int d = dimension();
   const int p = params.prefix_dim;
-  const Metric m = metric();
   const size_t n = rows_.size();
   const size_t k = static_cast<size_t>(params.k);
   const size_t max_query_block = std::min<size_t>(kQueryBlock, end - begin);
-  const size_t max_row_block = std::min<size_t>(kRowBlock, n);
-  std::vector<float> scores(max_query_block * max_row_block);
-  std::vector<float> row_norms(max_row_block);      // squared, over the prefix
   std::vector<float> query_norms(max_query_block);  // squared, over the prefix
   std::vector<TopK> heaps;
+  ExactScanScratch scratch;
 
   for (size_t qb = begin; qb < end; qb += max_query_block) {
     const size_t nq = std::min(max_query_block, end - qb);
     const float* q = queries.data() + qb * d;
     heaps.assign(nq, TopK(k, n));
     for (size_t i = 0; i < nq; ++i) query_norms[i] = SquaredNorm(q + i * d, p);
-
-    for (size_t rb = 0; rb < n; rb += max_row_block) {
+    for (size_t rb = 0; rb < n; rb += kRowBlock) {
       RETURN_IF_ERROR(CheckInterrupted(params));
-      const size_t nr = std::min(max_row_block, n - rb);
-      if (nq < kMinGemmQueries) {
-        // One or two queries: matrix-vector products avoid sgemm's packing of the whole
-        // row block, which costs as much as the product itself at m = 1.
-        for (size_t i = 0; i < nq; ++i) {
-          cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(nr), p, 1.0f,
-                      rows_.row(rb), rows_.stride(), q + i * d, 1, 0.0f, scores.data() + i * nr,
-                      1);
-        }
-      } else {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(nq),
-                    static_cast<int>(nr), p, 1.0f, q, d, rows_.row(rb), rows_.stride(), 0.0f,
-                    scores.data(), static_cast<int>(nr));
-      }
-      const float* norms = rows_.squared_norms().data() + rb;
-      if (p < d && m != Metric::kInnerProduct) {
-        for (size_t r = 0; r < nr; ++r) row_norms[r] = SquaredNorm(rows_.row(rb + r), p);
-        norms = row_norms.data();
-      }
-      const DatapointId* ids = rows_.ids().data() + rb;
-      for (size_t i = 0; i < nq; ++i) {
-        const float* s = scores.data() + i * nr;
-        TopK& heap = heaps[i];
-        switch (m) {
-          case Metric::kL2: {
-            const float qn = query_norms[i];
-            for (size_t r = 0; r < nr; ++r) {
-              const float key = std::max(0.0f, norms[r] - 2.0f * s[r] + qn);
-              if (key <= heap.threshold()) heap.Push(key, ids[r]);
-            }
-            break;
-          }
-          case Metric::kInnerProduct:
-            for (size_t r = 0; r < nr; ++r) {
-              const float key = -s[r];
-              if (key <= heap.threshold()) heap.Push(key, ids[r]);
-            }
-            break;
-          case Metric::kCosine: {
-            const float q_inv = 1.0f / std::sqrt(query_norms[i]);
-            for (size_t r = 0; r < nr; ++r) {
-              const float key =
-                  norms[r] > 0.0f ? -(s[r] * q_inv / std::sqrt(norms[r])) : -0.0f;
-              if (key <= heap.threshold()) heap.Push(key, ids[r]);
-            }
-            break;
-          }
-        }
-      }
+      ExactScanRows(rows_, rb, std::min<size_t>(n, rb + kRowBlock), q, nq, d, p, metric(),
+                    absl::MakeConstSpan(query_norms.data(), nq), absl::MakeSpan(heaps),
+                    &scratch);
     }
     for (size_t i = 0; i < nq; ++i) {
-      (*results)[qb + i] = heaps[i].Finish(/*negate=*/HigherIsNearer(m));
+      (*results)[qb + i] = heaps[i].Finish(/*negate=*/HigherIsNearer(metric()));
     }
   }
   return absl::OkStatus();

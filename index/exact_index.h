@@ -19,8 +19,8 @@ namespace nestor {
 // their ids, an id -> row map and cached full-dimension squared norms. Upsert replaces a
 // present id in place; Remove moves the last row into the hole (O(1)).
 //
-// A batch of queries is scored with BLAS sgemm (sgemv for one or two queries) in blocks of kQueryBlock queries x
-// kRowBlock stored rows (leading dimension = dimension, so prefix_dim < dimension uses the
+// A batch of queries is scored with ExactScanRows (index/exact_scan.h: BLAS sgemm, sgemv
+// for one or two queries) in blocks of kQueryBlock queries x kRowBlock stored rows (leading dimension = dimension, so prefix_dim < dimension uses the
 // same buffer), followed by a bounded-heap top-k per query:
 //   L2:      ||x||^2 - 2 x.q + ||q||^2, clamped at 0 (squared distance);
 //   IP:      x.q;
@@ -28,7 +28,7 @@ namespace nestor {
 //            re-normalized, Kusupati et al. 2022); a stored vector whose prefix is all
 //            zeros scores 0.
 // Prefix norms are computed on the fly; full-dimension norms are cached. Ties are broken
-// by the smaller id. Batches of kMinGemmQueries or more run on the calling thread and BLAS
+// by the smaller id. Batches of kMinExactGemmQueries or more run on the calling thread and BLAS
 // threads the sgemm (as FAISS IndexFlat does); SearchParams.num_threads splits smaller
 // batches;
 // partitions_to_search is ignored. Deadline and cancellation are checked between blocks.
@@ -38,8 +38,6 @@ class ExactIndex : public Index {
  public:
   static constexpr int kQueryBlock = 256;
   static constexpr int kRowBlock = 4096;
-  // Blocks with fewer queries use BLAS sgemv per query instead of sgemm.
-  static constexpr size_t kMinGemmQueries = 3;
 
   // `options` must already be validated (CreateIndex); options.num_partitions is 0.
   explicit ExactIndex(const IndexOptions& options);

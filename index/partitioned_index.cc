@@ -14,6 +14,7 @@
 #include "absl/time/clock.h"
 #include "common/status_macros.h"
 #include "index/distance.h"
+#include "index/exact_scan.h"
 #include "index/faiss_kmeans.h"
 #include "index/kernels/simd.h"
 #include "index/search_util.h"
@@ -59,9 +60,12 @@ inline void OfferCandidate(Candidate* heap, size_t* size, size_t keep, Candidate
   std::push_heap(heap, heap + keep);
 }
 
-// Queries SearchParams.exact scores together: each stored row is read from memory once
-// per block (8 queries of 784 floats and one row stay in a 48 KiB L1).
-constexpr size_t kExactQueryBlock = 8;
+// SearchParams.exact (ExactScanRows, as the exact index): blocks of queries x stored
+// rows, each block one sgemm. Batches of kMinExactGemmQueries or more run on the calling
+// thread, where BLAS threads the product (several search threads each calling a threaded
+// sgemm contend for BLAS's workers; see exact_index.cc).
+constexpr size_t kExactQueryBlock = 256;
+constexpr size_t kExactRowBlock = 4096;
 
 // Per-thread buffers of the search path, reused across queries (no per-query heap
 // allocation once they have grown).
@@ -531,16 +535,18 @@ absl::StatusOr<std::vector<std::vector<Neighbor>>> PartitionedIndex::SearchImpl(
     }
   }
   if (params.exact) {
-    RETURN_IF_ERROR(ParallelForChunks(
-        num_queries, params.num_threads,
-        [&](size_t begin, size_t end) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-          for (size_t i = begin; i < end; i += kExactQueryBlock) {
-            RETURN_IF_ERROR(SearchExact(queries.data() + i * d,
-                                        std::min(kExactQueryBlock, end - i), params,
-                                        &results[i]));
-          }
-          return absl::OkStatus();
-        }));
+    auto search_range = [&](size_t begin, size_t end) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      for (size_t i = begin; i < end; i += kExactQueryBlock) {
+        RETURN_IF_ERROR(SearchExact(queries.data() + i * d, std::min(kExactQueryBlock, end - i),
+                                    params, &results[i]));
+      }
+      return absl::OkStatus();
+    };
+    if (num_queries >= kMinExactGemmQueries) {
+      RETURN_IF_ERROR(search_range(0, num_queries));
+    } else {
+      RETURN_IF_ERROR(ParallelForChunks(num_queries, params.num_threads, search_range));
+    }
     return results;
   }
   const int num_partitions = static_cast<int>(partitions_.size());
@@ -999,23 +1005,15 @@ absl::Status PartitionedIndex::SearchExact(const float* queries, size_t nq,
                                            std::vector<Neighbor>* results) const {
   const int d = dimension();
   const int p = params.prefix_dim;
-  std::vector<TopK> heaps;
-  std::vector<float> q_inv(nq);
-  heaps.reserve(nq);
-  for (size_t i = 0; i < nq; ++i) {
-    heaps.emplace_back(static_cast<size_t>(params.k), size_);
-    q_inv[i] = QueryInv(queries + i * d, p);
-  }
+  std::vector<TopK> heaps(nq, TopK(static_cast<size_t>(params.k), size_));
+  std::vector<float> query_norms(nq);
+  for (size_t i = 0; i < nq; ++i) query_norms[i] = SquaredNorm(queries + i * d, p);
+  ExactScanScratch scratch;
   for (const VectorRows& rows : partitions_) {
     RETURN_IF_ERROR(CheckInterrupted(params));
-    const size_t n = rows.size();
-    const DatapointId* ids = rows.ids().data();
-    for (size_t r = 0; r < n; ++r) {
-      // The row stays in L1 while the block's queries score it.
-      for (size_t i = 0; i < nq; ++i) {
-        const float key = FloatKey(queries + i * d, q_inv[i], rows, r, p);
-        if (key <= heaps[i].threshold()) heaps[i].Push(key, ids[r]);
-      }
+    for (size_t rb = 0; rb < rows.size(); rb += kExactRowBlock) {
+      ExactScanRows(rows, rb, std::min(rows.size(), rb + kExactRowBlock), queries, nq, d, p,
+                    metric(), query_norms, absl::MakeSpan(heaps), &scratch);
     }
   }
   for (size_t i = 0; i < nq; ++i) results[i] = heaps[i].Finish(/*negate=*/HigherIsNearer(metric()));

@@ -208,8 +208,8 @@ class PartitionedIndex : public Index {
                              absl::Span<const uint32_t> partitions, TopK* heap) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // SearchParams.exact for the `nq` queries at `queries` (dimension() apart, rotated):
-  // every row of every partition scored with FloatKey, row-major over the block of
-  // queries, into results[0..nq).
+  // every row of every partition scored by ExactScanRows (the exact index's kernel),
+  // into results[0..nq).
   absl::Status SearchExact(const float* queries, size_t nq, const SearchParams& params,
                            std::vector<Neighbor>* results) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);

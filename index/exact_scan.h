@@ -1,0 +1,44 @@
+// Exact scoring of a block of queries against a block of stored rows with BLAS: the
+// brute-force kernel of the exact index and of SearchParams.exact on a partitioned index.
+#ifndef NESTOR_INDEX_EXACT_SCAN_H_
+#define NESTOR_INDEX_EXACT_SCAN_H_
+
+#include <cstddef>
+#include <vector>
+
+#include "absl/types/span.h"
+#include "index/index.h"
+#include "index/top_k.h"
+#include "index/vector_rows.h"
+
+namespace nestor {
+
+// Buffers of ExactScanRows, reused across calls (grown on demand).
+struct ExactScanScratch {
+  std::vector<float> scores;     // queries x rows of the block
+  std::vector<float> row_norms;  // squared, over the prefix
+};
+
+// Scores rows [row_begin, row_end) of `rows` against the `nq` queries at `q` (rows
+// `d` floats apart) on their first `p` coordinates and offers each row's key to
+// heaps[i] (smaller is nearer):
+//   L2:      ||x||^2 - 2 x.q + ||q||^2, clamped at 0 (squared distance);
+//   IP:      -x.q;
+//   cosine:  -x.q / (|x| |q|), both norms over the prefix (Matryoshka prefixes are
+//            re-normalized, Kusupati et al. 2022); a row whose prefix is all zeros
+//            scores 0.
+// query_norms[i] is the squared norm of query i over the prefix. The dot products come
+// from one BLAS sgemm (sgemv per query below kMinExactGemmQueries queries, where sgemm's
+// packing costs as much as the product); full-dimension row norms are the stored ones,
+// prefix norms are computed here. Requires 1 <= p <= d, heaps.size() == query_norms.size()
+// == nq, row_begin <= row_end <= rows.size().
+void ExactScanRows(const VectorRows& rows, size_t row_begin, size_t row_end, const float* q,
+                   size_t nq, int d, int p, Metric metric, absl::Span<const float> query_norms,
+                   absl::Span<TopK> heaps, ExactScanScratch* scratch);
+
+// Queries per ExactScanRows call from which sgemm beats per-query sgemv.
+inline constexpr size_t kMinExactGemmQueries = 3;
+
+}  // namespace nestor
+
+#endif  // NESTOR_INDEX_EXACT_SCAN_H_
