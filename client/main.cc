@@ -532,6 +532,12 @@ absl::Status RunBench(const GlobalOptions& g, const CommandOptions& o) {
   }
   ASSIGN_OR_RETURN(auto client, Connect(g));
   ASSIGN_OR_RETURN(v1::IndexInfo info, client->GetIndex(o.name));
+  if (info.vector_count() == 0) {
+    // Every recall would be 0 against empty ground truth, a number that means nothing.
+    return absl::FailedPreconditionError(absl::StrCat(
+        "index '", o.name, "' holds 0 vectors; load some first (nestor load ", o.name,
+        " FILE), then build it if it is partitioned"));
+  }
 
   absl::Time start = absl::Now();
   ASSIGN_OR_RETURN(FloatMatrix queries, LoadDataset(o.queries, o.limit));
@@ -795,6 +801,10 @@ int ReportError(const std::string& command, const absl::Status& status,
     std::fprintf(stderr,
                  "  (each RPC gets --timeout_ms %lld ms; raise it, or 0 for no deadline)\n",
                  static_cast<long long>(global.timeout_ms));
+  }
+  if (status.code() == absl::StatusCode::kFailedPrecondition &&
+      status.message().find("call BuildIndex") != absl::string_view::npos) {
+    std::fprintf(stderr, "  (run `nestor build NAME` first)\n");
   }
   if (status.code() == absl::StatusCode::kResourceExhausted &&
       status.message().find("Threadpool") != absl::string_view::npos) {

@@ -371,6 +371,20 @@ TEST_F(CliTest, LoadingAFileOfTheWrongDimensionFailsWithInvalidArgument) {
   r = Nestor({"stats", "vecs", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(nlohmann::json::parse(r.out)["vector_count"], 0);
+  // Benchmarking the empty index is refused, not scored at recall 0.
+  const std::string queries = WriteFvecs("queries8.fvecs", 5, 8, 6);
+  r = Nestor({"bench", "vecs", "--queries", queries, "--server_ground_truth"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("FAILED_PRECONDITION: index 'vecs' holds 0 vectors; load some "
+                               "first"));
+  // A partitioned index loaded but not built: the server's refusal, plus the command to run.
+  ASSERT_EQ(Nestor({"create", "unbuilt", "--dimension", "8", "--num_partitions", "2"}).exit_code,
+            0);
+  ASSERT_EQ(Nestor({"load", "unbuilt", queries}).exit_code, 0);
+  r = Nestor({"search", "unbuilt", "--queries", queries, "--exact"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("FAILED_PRECONDITION: index holds 5 vectors but is not built"));
+  EXPECT_THAT(r.err, HasSubstr("(run `nestor build NAME` first)"));
 }
 
 // With pca_rotation, prefix_dim d means the first d principal components; the client
