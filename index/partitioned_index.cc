@@ -76,7 +76,6 @@ struct SearchScratch {
   std::vector<int16_t> weights;                    // quantized scale_j * q_j
   std::vector<int32_t> code_dots;                  // one partition's integer dots
   std::vector<Candidate> candidates;               // selection slots / max-heap
-  std::vector<uint32_t> probe_ids;                  // partitions a float scan visits
   // Partition-major batch path.
   std::vector<uint32_t> members_begin;              // per partition, into members
   std::vector<uint32_t> members;                    // query indices, partition-major
@@ -973,30 +972,19 @@ absl::Status PartitionedIndex::SearchOne(const float* q, const SearchParams& par
                                    absl::MakeConstSpan(ranked.data(), partitions_to_search));
     return absl::OkStatus();
   }
-  std::vector<uint32_t>& partitions = scratch.probe_ids;
-  partitions.resize(static_cast<size_t>(partitions_to_search));
-  for (int j = 0; j < partitions_to_search; ++j) partitions[j] = ranked[j].second;
+  const float q_inv = QueryInv(q, p);
   TopK heap(k, size_);
-  RETURN_IF_ERROR(ScanFloatRows(q, QueryInv(q, p), params, partitions, &heap));
-  *result = heap.Finish(/*negate=*/HigherIsNearer(m));
-  return absl::OkStatus();
-}
-
-absl::Status PartitionedIndex::ScanFloatRows(const float* q, float q_inv,
-                                             const SearchParams& params,
-                                             absl::Span<const uint32_t> partitions,
-                                             TopK* heap) const {
-  const int p = params.prefix_dim;
-  for (size_t j = 0; j < partitions.size(); ++j) {
+  for (int j = 0; j < partitions_to_search; ++j) {
     if (j > 0) RETURN_IF_ERROR(CheckInterrupted(params));
-    const VectorRows& rows = partitions_[partitions[j]];
+    const VectorRows& rows = partitions_[ranked[j].second];
     const size_t n = rows.size();
     const DatapointId* ids = rows.ids().data();
     for (size_t r = 0; r < n; ++r) {
       const float key = FloatKey(q, q_inv, rows, r, p);
-      if (key <= heap->threshold()) heap->Push(key, ids[r]);
+      if (key <= heap.threshold()) heap.Push(key, ids[r]);
     }
   }
+  *result = heap.Finish(/*negate=*/HigherIsNearer(m));
   return absl::OkStatus();
 }
 

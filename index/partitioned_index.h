@@ -17,8 +17,6 @@
 
 namespace nestor {
 
-class TopK;
-
 // (approximate key, partition << 32 | row) of an int8-scan candidate.
 using ScanCandidate = std::pair<float, uint64_t>;
 
@@ -201,12 +199,6 @@ class PartitionedIndex : public Index {
   absl::Status SearchOne(const float* q, const SearchParams& params, int partitions_to_search,
                          absl::Span<const float> centroid_norms,
                          std::vector<Neighbor>* result) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  // Float keys (FloatKey at prefix params.prefix_dim) of every row of the partitions
-  // listed in `partitions` offered to `heap`; checks interruption before each partition
-  // but the first.
-  absl::Status ScanFloatRows(const float* q, float q_inv, const SearchParams& params,
-                             absl::Span<const uint32_t> partitions, TopK* heap) const
-      ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // SearchParams.exact for the `nq` queries at `queries` (dimension() apart, rotated):
   // every row of every partition scored by ExactScanRows (the exact index's kernel),
   // into results[0..nq).
