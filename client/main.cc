@@ -861,7 +861,7 @@ int Main(int argc, char** argv) {
   CLI::App app{
       "nestor: command line of the Nestor vector-search service (gRPC client of "
       "nestor-server).\nErrors print 'error: CODE_NAME: message' on stderr and exit 1; usage "
-      "errors exit 2 or more.",
+      "errors exit 2.",
       "nestor"};
   app.require_subcommand(1);
   // --server, --timeout_ms and --progress may also follow the subcommand.
@@ -1037,7 +1037,10 @@ int Main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // CLI11 prints the message; its codes (105, 109, ...) become one usage-error code, 2,
+    // as nestor tune (nestor-tune) exits.
+    const int rc = app.exit(e);
+    return rc == 0 ? 0 : 2;
   }
   if (search->parsed() && o.vector.empty() && o.queries.empty()) {
     return ReportError("search", absl::InvalidArgumentError(

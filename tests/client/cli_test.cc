@@ -531,6 +531,16 @@ TEST_F(CliTest, DeadlineExceededNamesTheTimeoutFlag) {
 
 // `nestor tune` runs nestor-tune under the name the user typed, so its help reads as a
 // subcommand's.
+// Usage errors exit 2 whatever CLI11's own code (109 for an unknown flag); --help exits 0.
+TEST_F(CliTest, UsageErrorsExitTwo) {
+  RunResult r = Nestor({"search", "x", "--bogus"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--bogus"));
+  r = Nestor({"create"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(Nestor({"search", "--help"}).exit_code, 0);
+}
+
 TEST_F(CliTest, TuneHelpNamesTheSubcommand) {
   RunResult r = Nestor({"tune", "--help"}, /*with_server_flag=*/false);
   ASSERT_EQ(r.exit_code, 0) << r.err;
