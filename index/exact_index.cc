@@ -2,18 +2,13 @@
 
 #include "index/kernels/simd.h"
 
-#include <cblas.h>
-
 #include <algorithm>
-#include <cmath>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "index/distance.h"
 #include "index/exact_scan.h"
-#include "index/search_util.h"
-#include "index/top_k.h"
 
 namespace nestor {
 
@@ -71,51 +66,11 @@ absl::Status ExactIndex::BuildImpl() { return absl::OkStatus(); }
 
 absl::StatusOr<std::vector<std::vector<Neighbor>>> ExactIndex::SearchImpl(
     absl::Span<const float> queries, const SearchParams& params) const {
-  const size_t num_queries = queries.size() / dimension();
-  std::vector<std::vector<Neighbor>> results(num_queries);
+  std::vector<std::vector<Neighbor>> results(queries.size() / dimension());
   if (rows_.empty()) return results;
-  if (num_queries >= kMinExactGemmQueries) {
-    // One caller of sgemm: BLAS threads the product itself. Several search threads each
-    // calling a threaded sgemm contend for BLAS's worker threads (measured at about half
-    // FAISS IndexFlatL2's batch QPS on 2 cores).
-    RETURN_IF_ERROR(SearchRange(queries, params, 0, num_queries, &results));
-    return results;
-  }
-  RETURN_IF_ERROR(ParallelForChunks(
-      num_queries, params.num_threads, [&](size_t begin, size_t end) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-        return SearchRange(queries, params, begin, end, &results);
-      }));
+  RETURN_IF_ERROR(ExactSearch(absl::MakeConstSpan(&rows_, 1), queries, dimension(), metric(),
+                              params, &results));
   return results;
-}
-
-absl::Status ExactIndex::SearchRange(absl::Span<const float> queries, const SearchParams& params,
-                                     size_t begin, size_t end,
-                                     std::vector<std::vector<Neighbor>>* results) const {
-  const int d = dimension();
-  const int p = params.prefix_dim;
-  const size_t n = rows_.size();
-  const size_t k = static_cast<size_t>(params.k);
-  const size_t max_query_block = std::min<size_t>(kQueryBlock, end - begin);
-  std::vector<float> query_norms(max_query_block);  // squared, over the prefix
-  std::vector<TopK> heaps;
-  ExactScanScratch scratch;
-
-  for (size_t qb = begin; qb < end; qb += max_query_block) {
-    const size_t nq = std::min(max_query_block, end - qb);
-    const float* q = queries.data() + qb * d;
-    heaps.assign(nq, TopK(k, n));
-    for (size_t i = 0; i < nq; ++i) query_norms[i] = SquaredNorm(q + i * d, p);
-    for (size_t rb = 0; rb < n; rb += kRowBlock) {
-      RETURN_IF_ERROR(CheckInterrupted(params));
-      ExactScanRows(rows_, rb, std::min<size_t>(n, rb + kRowBlock), q, nq, d, p, metric(),
-                    absl::MakeConstSpan(query_norms.data(), nq), absl::MakeSpan(heaps),
-                    &scratch);
-    }
-    for (size_t i = 0; i < nq; ++i) {
-      (*results)[qb + i] = heaps[i].Finish(/*negate=*/HigherIsNearer(metric()));
-    }
-  }
-  return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<float>> ExactIndex::GetVectorImpl(DatapointId id) const {

@@ -19,26 +19,24 @@ namespace nestor {
 // their ids, an id -> row map and cached full-dimension squared norms. Upsert replaces a
 // present id in place; Remove moves the last row into the hole (O(1)).
 //
-// A batch of queries is scored with ExactScanRows (index/exact_scan.h: BLAS sgemm, sgemv
-// for one or two queries) in blocks of kQueryBlock queries x kRowBlock stored rows (leading dimension = dimension, so prefix_dim < dimension uses the
-// same buffer), followed by a bounded-heap top-k per query:
+// Search is ExactSearch (index/exact_scan.h) over the one row buffer (leading dimension =
+// the row stride, so prefix_dim < dimension uses the same buffer): BLAS sgemm (sgemv for
+// one or two queries) in blocks of kExactQueryBlock queries x kExactRowBlock rows, then a
+// bounded-heap top-k per query:
 //   L2:      ||x||^2 - 2 x.q + ||q||^2, clamped at 0 (squared distance);
 //   IP:      x.q;
 //   cosine:  x.q / (|x| |q|), both norms over the prefix (Matryoshka prefixes are
 //            re-normalized, Kusupati et al. 2022); a stored vector whose prefix is all
 //            zeros scores 0.
 // Prefix norms are computed on the fly; full-dimension norms are cached. Ties are broken
-// by the smaller id. Batches of kMinExactGemmQueries or more run on the calling thread and BLAS
-// threads the sgemm (as FAISS IndexFlat does); SearchParams.num_threads splits smaller
-// batches;
-// partitions_to_search is ignored. Deadline and cancellation are checked between blocks.
+// by the smaller id. Batches of kMinExactGemmQueries or more run on the calling thread and
+// BLAS threads the sgemm (as FAISS IndexFlat does); SearchParams.num_threads splits smaller
+// batches; partitions_to_search is ignored. Deadline and cancellation are checked between
+// blocks.
 //
 // Thread safety: as Index (searches share a reader lock; writes are exclusive).
 class ExactIndex : public Index {
  public:
-  static constexpr int kQueryBlock = 256;
-  static constexpr int kRowBlock = 4096;
-
   // `options` must already be validated (CreateIndex); options.num_partitions is 0.
   explicit ExactIndex(const IndexOptions& options);
 
@@ -63,12 +61,6 @@ class ExactIndex : public Index {
   absl::Status SerializeImpl(std::string* out) const override ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
  private:
-  // Searches queries [begin, end) of the batch into (*results)[begin, end).
-  absl::Status SearchRange(absl::Span<const float> queries, const SearchParams& params,
-                           size_t begin, size_t end,
-                           std::vector<std::vector<Neighbor>>* results) const
-      ABSL_SHARED_LOCKS_REQUIRED(mu_);
-
   VectorRows rows_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<DatapointId, size_t> row_of_ ABSL_GUARDED_BY(mu_);
 };

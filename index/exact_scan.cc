@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <cmath>
 
+#include "common/status_macros.h"
 #include "index/distance.h"
+#include "index/search_util.h"
 
 namespace nestor {
 
@@ -63,6 +65,54 @@ void ExactScanRows(const VectorRows& rows, size_t row_begin, size_t row_end, con
       }
     }
   }
+}
+
+namespace {
+
+// ExactSearch for queries [begin, end).
+absl::Status ExactSearchRange(absl::Span<const VectorRows> row_sets,
+                              absl::Span<const float> queries, int d, Metric metric,
+                              const SearchParams& params, size_t begin, size_t end,
+                              std::vector<std::vector<Neighbor>>* results) {
+  const int p = params.prefix_dim;
+  size_t n = 0;
+  for (const VectorRows& rows : row_sets) n += rows.size();
+  const size_t max_query_block = std::min(kExactQueryBlock, end - begin);
+  std::vector<float> query_norms(max_query_block);  // squared, over the prefix
+  std::vector<TopK> heaps;
+  ExactScanScratch scratch;
+  for (size_t qb = begin; qb < end; qb += max_query_block) {
+    const size_t nq = std::min(max_query_block, end - qb);
+    const float* q = queries.data() + qb * d;
+    heaps.assign(nq, TopK(static_cast<size_t>(params.k), n));
+    for (size_t i = 0; i < nq; ++i) query_norms[i] = SquaredNorm(q + i * d, p);
+    for (const VectorRows& rows : row_sets) {
+      for (size_t rb = 0; rb < rows.size(); rb += kExactRowBlock) {
+        RETURN_IF_ERROR(CheckInterrupted(params));
+        ExactScanRows(rows, rb, std::min(rows.size(), rb + kExactRowBlock), q, nq, d, p, metric,
+                      absl::MakeConstSpan(query_norms.data(), nq), absl::MakeSpan(heaps),
+                      &scratch);
+      }
+    }
+    for (size_t i = 0; i < nq; ++i) {
+      (*results)[qb + i] = heaps[i].Finish(/*negate=*/HigherIsNearer(metric));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ExactSearch(absl::Span<const VectorRows> row_sets, absl::Span<const float> queries,
+                         int d, Metric metric, const SearchParams& params,
+                         std::vector<std::vector<Neighbor>>* results) {
+  const size_t num_queries = results->size();
+  if (num_queries >= kMinExactGemmQueries) {
+    return ExactSearchRange(row_sets, queries, d, metric, params, 0, num_queries, results);
+  }
+  return ParallelForChunks(num_queries, params.num_threads, [&](size_t begin, size_t end) {
+    return ExactSearchRange(row_sets, queries, d, metric, params, begin, end, results);
+  });
 }
 
 }  // namespace nestor

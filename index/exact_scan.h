@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/types/span.h"
 #include "index/index.h"
 #include "index/top_k.h"
@@ -38,6 +39,21 @@ void ExactScanRows(const VectorRows& rows, size_t row_begin, size_t row_end, con
 
 // Queries per ExactScanRows call from which sgemm beats per-query sgemv.
 inline constexpr size_t kMinExactGemmQueries = 3;
+// Blocks of exact search: queries x stored rows per ExactScanRows call.
+inline constexpr size_t kExactQueryBlock = 256;
+inline constexpr size_t kExactRowBlock = 4096;
+
+// Brute-force top params.k of each query (rows `d` floats apart in `queries`) over every
+// row of every VectorRows in `row_sets` (the exact index has one, a partitioned index one
+// per partition), on the first params.prefix_dim coordinates, keys as ExactScanRows, ties
+// by the smaller id; results->size() must be the number of queries. Batches of
+// kMinExactGemmQueries or more run on the calling thread and BLAS threads the sgemm (as
+// FAISS IndexFlat does: several search threads each calling a threaded sgemm contend for
+// BLAS's workers); smaller ones are split over params.num_threads. Deadline and
+// cancellation are checked between blocks (DEADLINE_EXCEEDED / CANCELLED).
+absl::Status ExactSearch(absl::Span<const VectorRows> row_sets, absl::Span<const float> queries,
+                         int d, Metric metric, const SearchParams& params,
+                         std::vector<std::vector<Neighbor>>* results);
 
 }  // namespace nestor
 

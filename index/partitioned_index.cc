@@ -60,13 +60,6 @@ inline void OfferCandidate(Candidate* heap, size_t* size, size_t keep, Candidate
   std::push_heap(heap, heap + keep);
 }
 
-// SearchParams.exact (ExactScanRows, as the exact index): blocks of queries x stored
-// rows, each block one sgemm. Batches of kMinExactGemmQueries or more run on the calling
-// thread, where BLAS threads the product (several search threads each calling a threaded
-// sgemm contend for BLAS's workers; see exact_index.cc).
-constexpr size_t kExactQueryBlock = 256;
-constexpr size_t kExactRowBlock = 4096;
-
 // Per-thread buffers of the search path, reused across queries (no per-query heap
 // allocation once they have grown).
 struct SearchScratch {
@@ -534,18 +527,8 @@ absl::StatusOr<std::vector<std::vector<Neighbor>>> PartitionedIndex::SearchImpl(
     }
   }
   if (params.exact) {
-    auto search_range = [&](size_t begin, size_t end) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-      for (size_t i = begin; i < end; i += kExactQueryBlock) {
-        RETURN_IF_ERROR(SearchExact(queries.data() + i * d, std::min(kExactQueryBlock, end - i),
-                                    params, &results[i]));
-      }
-      return absl::OkStatus();
-    };
-    if (num_queries >= kMinExactGemmQueries) {
-      RETURN_IF_ERROR(search_range(0, num_queries));
-    } else {
-      RETURN_IF_ERROR(ParallelForChunks(num_queries, params.num_threads, search_range));
-    }
+    // Brute force over every partition's float rows, as the exact index searches.
+    RETURN_IF_ERROR(ExactSearch(partitions_, queries, d, metric(), params, &results));
     return results;
   }
   const int num_partitions = static_cast<int>(partitions_.size());
@@ -985,26 +968,6 @@ absl::Status PartitionedIndex::SearchOne(const float* q, const SearchParams& par
     }
   }
   *result = heap.Finish(/*negate=*/HigherIsNearer(m));
-  return absl::OkStatus();
-}
-
-absl::Status PartitionedIndex::SearchExact(const float* queries, size_t nq,
-                                           const SearchParams& params,
-                                           std::vector<Neighbor>* results) const {
-  const int d = dimension();
-  const int p = params.prefix_dim;
-  std::vector<TopK> heaps(nq, TopK(static_cast<size_t>(params.k), size_));
-  std::vector<float> query_norms(nq);
-  for (size_t i = 0; i < nq; ++i) query_norms[i] = SquaredNorm(queries + i * d, p);
-  ExactScanScratch scratch;
-  for (const VectorRows& rows : partitions_) {
-    RETURN_IF_ERROR(CheckInterrupted(params));
-    for (size_t rb = 0; rb < rows.size(); rb += kExactRowBlock) {
-      ExactScanRows(rows, rb, std::min(rows.size(), rb + kExactRowBlock), queries, nq, d, p,
-                    metric(), query_norms, absl::MakeSpan(heaps), &scratch);
-    }
-  }
-  for (size_t i = 0; i < nq; ++i) results[i] = heaps[i].Finish(/*negate=*/HigherIsNearer(metric()));
   return absl::OkStatus();
 }
 

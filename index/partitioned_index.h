@@ -199,12 +199,6 @@ class PartitionedIndex : public Index {
   absl::Status SearchOne(const float* q, const SearchParams& params, int partitions_to_search,
                          absl::Span<const float> centroid_norms,
                          std::vector<Neighbor>* result) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  // SearchParams.exact for the `nq` queries at `queries` (dimension() apart, rotated):
-  // every row of every partition scored by ExactScanRows (the exact index's kernel),
-  // into results[0..nq).
-  absl::Status SearchExact(const float* queries, size_t nq, const SearchParams& params,
-                           std::vector<Neighbor>* results) const
-      ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // The nearest `partitions_to_search` partitions of queries [begin, end) (prefix `p`),
   // nearest first, into rows [begin, end) of probes (num_queries x partitions_to_search).
   // Scores centroids with kernels::DotRows (several queries x centroids per load, bit for
