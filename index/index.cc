@@ -3,9 +3,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <optional>
 #include <string>
+#include <utility>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/cord.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
@@ -34,9 +38,9 @@ absl::Status CheckFinite(absl::Span<const float> values, int dimension, absl::st
     if (bad == 0) continue;
     for (size_t i = b; i < end; ++i) {
       if (!std::isfinite(values[i])) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(what, " row ", i / dimension, " column ", i % dimension,
-                         " is not finite (", values[i], "); expected finite floats"));
+        return RowError(i / dimension,
+                        absl::StrCat(what, " row ", i / dimension, " column ", i % dimension,
+                                     " is not finite (", values[i], "); expected finite floats"));
       }
     }
   }
@@ -52,7 +56,7 @@ absl::Status CheckNonZeroRows(absl::Span<const float> values, int dimension, int
     bool all_zero = true;
     for (int j = 0; j < used && all_zero; ++j) all_zero = row[j] == 0.0f;
     if (all_zero) {
-      return absl::InvalidArgumentError(absl::StrCat(
+      return RowError(r, absl::StrCat(
           what, " row ", r, used == dimension ? " is the zero vector"
                                               : absl::StrCat(" has an all-zero prefix of ", used,
                                                              " dimensions"),
@@ -63,6 +67,21 @@ absl::Status CheckNonZeroRows(absl::Span<const float> values, int dimension, int
 }
 
 }  // namespace
+
+absl::Status RowError(size_t row, std::string message) {
+  absl::Status status = absl::InvalidArgumentError(std::move(message));
+  status.SetPayload(kRowPayloadUrl, absl::Cord(absl::StrCat(row)));
+  return status;
+}
+
+std::optional<size_t> RowErrorOf(const absl::Status& status) {
+  const auto payload = status.GetPayload(kRowPayloadUrl);  // absl::optional<absl::Cord>
+  size_t row = 0;
+  if (!payload.has_value() || !absl::SimpleAtoi(std::string(*payload), &row)) {
+    return std::nullopt;
+  }
+  return row;
+}
 
 const char* MetricName(Metric metric) {
   switch (metric) {

@@ -10,12 +10,14 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
@@ -218,6 +220,17 @@ struct IndexStats {
   std::string code_type;        // "float" or "int8" ("float" for exact)
   std::string simd_path;        // kernels in use: "portable", "avx2" or "avx512"
 };
+
+// An INVALID_ARGUMENT about one row of a batch (a query of Search, a vector of Upsert)
+// has a message that starts "<what> row R" (e.g. "query row 3 column 5 is not finite")
+// and carries R, in decimal, as the payload under this type URL, so a caller that
+// batched rows from elsewhere (the server groups a request's queries by their
+// settings) can name the row in its own terms (see RowErrorOf).
+inline constexpr absl::string_view kRowPayloadUrl = "type.nestor/row";
+// `message` (which must start "<what> row R") as INVALID_ARGUMENT with R as the row payload.
+absl::Status RowError(size_t row, std::string message);
+// The row an error from RowError names, if it has one.
+std::optional<size_t> RowErrorOf(const absl::Status& status);
 
 // "{32, 64, 128}" for messages; "any of 1..D" style text for an empty ladder.
 std::string DescribeAllowedDims(const IndexOptions& options);

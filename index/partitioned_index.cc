@@ -519,7 +519,7 @@ absl::StatusOr<std::vector<std::vector<Neighbor>>> PartitionedIndex::SearchImpl(
       const int s = params.exact ? p : ScanDim(params);
       for (size_t i = 0; i < num_queries; ++i) {
         if (SquaredNorm(queries.data() + i * d, s) == 0.0f) {
-          return absl::InvalidArgumentError(absl::StrCat(
+          return RowError(i, absl::StrCat(
               "query row ", i, " has all-zero first ", s,
               " principal components; cosine needs a non-zero prefix"));
         }

@@ -5,13 +5,18 @@
 #include <chrono>
 #include <climits>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <memory>
+#include <optional>
+#include <string>
 #include <tuple>
 #include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "absl/types/span.h"
 #include "common/status_macros.h"
@@ -126,6 +131,19 @@ QuerySettings ResolveQuerySettings(const v1::FindNeighborsRequest::Query& query,
     s.shortlist_dim = 0;  // opted out: the scan at prefix_dim, reordered with reorder_k
   }
   return s;
+}
+
+// An error of an engine call on rows gathered from a request, in the request's terms: a
+// row error (index.h RowError, "<what> row R ...") names the request's item instead,
+// `item(R)` ("query 17", "datapoint 3 (id 42)"); other errors pass unchanged.
+absl::Status NameRow(const absl::Status& status, absl::string_view what,
+                     const std::function<std::string(size_t)>& item) {
+  const std::optional<size_t> row = RowErrorOf(status);
+  if (!row.has_value()) return status;
+  const std::string prefix = absl::StrCat(what, " row ", *row);
+  if (!absl::StartsWith(status.message(), prefix)) return status;
+  return absl::Status(status.code(),
+                      absl::StrCat(item(*row), status.message().substr(prefix.size())));
 }
 
 // Settings that queries of one Index::Search call must share: k, partitions_to_search,
@@ -343,7 +361,13 @@ absl::StatusOr<size_t> IndexServiceImpl::ApplyUpsert(
                 datapoint.feature_vector().data(), sizeof(float) * dimension);
   }
   // One all-or-nothing engine call for the whole message.
-  RETURN_IF_ERROR(index->Upsert(ids, vectors));
+  absl::Status status = index->Upsert(ids, vectors);
+  if (!status.ok()) {
+    return NameRow(status, "vector", [&](size_t row) {
+      return row < ids.size() ? absl::StrCat("datapoint ", row, " (id ", ids[row], ")")
+                              : absl::StrCat("datapoint ", row);
+    });
+  }
   return static_cast<size_t>(n);
 }
 
@@ -558,8 +582,23 @@ absl::Status IndexServiceImpl::DoFindNeighbors(grpc::ServerContext* context,
       }
       queries = buffer;
     }
-    ASSIGN_OR_RETURN(std::vector<std::vector<Neighbor>> results,
-                     index->Search(queries, params));
+    absl::StatusOr<std::vector<std::vector<Neighbor>>> searched = index->Search(queries, params);
+    if (!searched.ok()) {
+      // In the request's numbering: the group's row R is query members[R]; an error about
+      // the group's settings is the first such query's, as the checks above name theirs.
+      const absl::Status& status = searched.status();
+      if (RowErrorOf(status).has_value()) {
+        return NameRow(status, "query", [&](size_t row) {
+          return absl::StrCat("query ", members[std::min(row, members.size() - 1)]);
+        });
+      }
+      if (absl::IsInvalidArgument(status)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("query ", members[0], ": ", status.message()));
+      }
+      return status;
+    }
+    std::vector<std::vector<Neighbor>> results = *std::move(searched);
     if (metrics_ != nullptr) {
       metrics_->RecordPrefixQueries(request.index(),
                                     params.prefix_dim > 0 ? params.prefix_dim : dimension,

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -76,7 +77,9 @@ TEST_P(IndexValidationTest, UpsertWithWrongVectorSizeIsInvalidArgument) {
 TEST_P(IndexValidationTest, UpsertWithNaNOrInfIsInvalidArgument) {
   std::vector<float> v(8, 1.0f);
   v[6] = std::numeric_limits<float>::quiet_NaN();
-  EXPECT_THAT(index_->Upsert({1000, 1001}, v), StatusIs(kInvalid, "row 1 column 2"));
+  const absl::Status nan = index_->Upsert({1000, 1001}, v);
+  EXPECT_THAT(nan, StatusIs(kInvalid, "vector row 1 column 2"));
+  EXPECT_EQ(RowErrorOf(nan), std::optional<size_t>(1));  // the row, for callers that batch
   v[6] = std::numeric_limits<float>::infinity();
   EXPECT_THAT(index_->Upsert({1000, 1001}, v), StatusIs(kInvalid, "not finite"));
   v[6] = -std::numeric_limits<float>::infinity();
@@ -85,8 +88,9 @@ TEST_P(IndexValidationTest, UpsertWithNaNOrInfIsInvalidArgument) {
 }
 
 TEST_P(IndexValidationTest, UpsertWithDuplicateIdsIsInvalidArgument) {
-  EXPECT_THAT(index_->Upsert({0, 5, 0}, std::vector<float>(12, 1.0f)),
-              StatusIs(kInvalid, "duplicate id 0"));
+  const absl::Status duplicate = index_->Upsert({0, 5, 0}, std::vector<float>(12, 1.0f));
+  EXPECT_THAT(duplicate, StatusIs(kInvalid, "duplicate id 0"));
+  EXPECT_EQ(RowErrorOf(duplicate), std::nullopt);  // about the call, not one row
   ExpectUnchanged();
 }
 
@@ -98,7 +102,9 @@ TEST_P(IndexValidationTest, ZeroVectorUnderCosineIsInvalidArgument) {
     SearchParams params;
     EXPECT_THAT(index_->Search({0, 0, 0, 0}, params), StatusIs(kInvalid, "zero vector"));
     params.prefix_dim = 2;
-    EXPECT_THAT(index_->Search({0, 0, 1, 1}, params), StatusIs(kInvalid, "all-zero prefix"));
+    const absl::Status prefix = index_->Search({1, 1, 1, 1, 0, 0, 1, 1}, params).status();
+    EXPECT_THAT(prefix, StatusIs(kInvalid, "query row 1 has an all-zero prefix"));
+    EXPECT_EQ(RowErrorOf(prefix), std::optional<size_t>(1));
   } else {
     EXPECT_THAT(index_->Upsert({1000, 1001}, zero), IsOk());
     EXPECT_EQ(index_->size(), kRows + 2);

@@ -490,10 +490,37 @@ TEST_F(ServerTest, NonFiniteValuesAreInvalidArgumentAndChangeNothing) {
     std::vector<float> vectors = RandomVectors(2, kDim, 71);
     vectors[kDim + 3] = bad;  // the second of two datapoints
     EXPECT_THAT(Upsert(MakeUpsert("main", {0, 5000}, vectors, 0, 2)),
-                StatusIs(absl::StatusCode::kInvalidArgument));
+                StatusIs(absl::StatusCode::kInvalidArgument,
+                         "datapoint 1 (id 5000) column 3 is not finite"));
     ExpectMainUnchanged();  // the valid first datapoint was not written either
-    EXPECT_THAT(Find(MakeFind("main", vectors, 10)), StatusIs(absl::StatusCode::kInvalidArgument));
+    EXPECT_THAT(Find(MakeFind("main", vectors, 10)),
+                StatusIs(absl::StatusCode::kInvalidArgument, "query 1 column 3 is not finite"));
   }
+}
+
+// The engine searches each group of queries that share settings as one batch; its errors
+// still name the query by its place in the request, not by its row in the group.
+TEST_F(ServerTest, ErrorsOfAMixedBatchNameTheQueryInTheRequest) {
+  LoadMainIndex();
+  std::vector<float> queries = RandomVectors(4, kDim, 73);
+  queries[2 * kDim + 5] = std::numeric_limits<float>::quiet_NaN();
+  v1::FindNeighborsRequest request = MakeFind("main", queries, 10, 2);
+  // Groups: {0, 2} at k 10 and {1, 3} at k 5; query 2 is row 1 of its group.
+  request.mutable_queries(1)->set_neighbor_count(5);
+  request.mutable_queries(3)->set_neighbor_count(5);
+  absl::StatusOr<v1::FindNeighborsResponse> response = Find(request);
+  EXPECT_THAT(response, StatusIs(absl::StatusCode::kInvalidArgument,
+                                 "query 2 column 5 is not finite (nan)"));
+  EXPECT_THAT(response.status().message(), ::testing::Not(::testing::HasSubstr("row")));
+  // A setting the engine refuses names the first query of its group.
+  queries[2 * kDim + 5] = 0.5f;
+  request = MakeFind("main", queries, 10, 2);
+  request.mutable_queries(1)->set_prefix_dim(3);
+  request.mutable_queries(3)->set_prefix_dim(3);
+  request.mutable_queries(3)->set_shortlist_size(20);
+  EXPECT_THAT(Find(request), StatusIs(absl::StatusCode::kInvalidArgument,
+                                      "query 3: shortlist_size 20 needs the funnel"));
+  ExpectMainUnchanged();
 }
 
 TEST_F(ServerTest, NeighborCountLimits) {
