@@ -148,16 +148,37 @@ absl::StatusOr<std::unique_ptr<NestorClient>> Connect(const GlobalOptions& globa
 }
 
 absl::StatusOr<v1::IndexConfig> MakeConfig(const CommandOptions& o, uint32_t dimension) {
-  // The server refuses these too, under their IndexConfig names (default_*); said here
-  // with the flags the user typed. The other partitioned-only flags share their names.
+  // The server refuses these too, under their IndexConfig names (default_*,
+  // CODE_TYPE_INT8); said here with the flags as the user typed them.
   if (o.num_partitions == 0) {
-    for (const auto& [flag, value] : {std::pair{"--partitions_to_search", o.partitions_to_search_default},
-                                      std::pair{"--reorder_k", o.reorder_k_default}}) {
-      if (value != 0) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            flag, " applies to partitioned indexes only (--num_partitions > 0); the exact "
-            "index (--num_partitions 0) got ", flag, " ", value, ", expected 0"));
-      }
+    struct Given {
+      std::string flag;      // as typed, with its value
+      std::string expected;  // what an exact index takes instead
+    };
+    std::vector<Given> given;
+    if (o.partitions_to_search_default != 0) {
+      given.push_back({absl::StrCat("--partitions_to_search ", o.partitions_to_search_default),
+                       "0 or unset"});
+    }
+    if (o.reorder_k_default != 0) {
+      given.push_back({absl::StrCat("--reorder_k ", o.reorder_k_default), "0 or unset"});
+    }
+    if (o.code_type == "int8") given.push_back({"--code_type int8", "float or unset"});
+    if (o.routing_dim != 0) {
+      given.push_back({absl::StrCat("--routing_dim ", o.routing_dim), "0 or unset"});
+    }
+    if (!o.matryoshka_dims.empty()) {
+      given.push_back({absl::StrCat("--matryoshka_dims ", absl::StrJoin(o.matryoshka_dims, ",")),
+                       "unset (the exact index serves every prefix dimension)"});
+    }
+    if (o.pca_rotation) given.push_back({"--pca_rotation", "unset"});
+    if (!given.empty()) {
+      const Given& first = given.front();
+      return absl::InvalidArgumentError(absl::StrCat(
+          first.flag.substr(0, first.flag.find(' ')),
+          " applies to partitioned indexes only (--num_partitions > 0); the exact index "
+          "(--num_partitions 0) got ",
+          first.flag, ", expected ", first.expected));
     }
   }
   v1::IndexConfig config;

@@ -19,9 +19,11 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -573,7 +575,23 @@ TEST_F(CliTest, ErrorsNameTheirCodeAndExitNonZero) {
   r = Nestor({"create", "flat", "--dimension", "4", "--reorder_k", "40"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, HasSubstr("got --reorder_k 40, expected 0"));
+  for (const auto& [flags, said] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"--code_type", "int8"}, "got --code_type int8, expected float or unset"},
+           {{"--routing_dim", "2"}, "got --routing_dim 2, expected 0 or unset"},
+           {{"--matryoshka_dims", "2,3"}, "got --matryoshka_dims 2,3, expected unset"},
+           {{"--pca_rotation"}, "got --pca_rotation, expected unset"}}) {
+    std::vector<std::string> args = {"create", "flat", "--dimension", "4"};
+    args.insert(args.end(), flags.begin(), flags.end());
+    r = Nestor(args);
+    EXPECT_EQ(r.exit_code, 1) << flags[0];
+    EXPECT_THAT(r.err, HasSubstr(absl::StrCat("INVALID_ARGUMENT: ", flags[0],
+                                              " applies to partitioned indexes only")));
+    EXPECT_THAT(r.err, HasSubstr(said));
+  }
   EXPECT_EQ(Nestor({"stats", "flat"}).exit_code, 1);
+  // An exact index takes --code_type float (its only kind of scan).
+  r = Nestor({"create", "flat", "--dimension", "4", "--code_type", "float"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
 
   r = Nestor({"search", "dup", "--vector", "1,2,x"});
   EXPECT_EQ(r.exit_code, 1);
