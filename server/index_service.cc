@@ -602,7 +602,7 @@ absl::Status IndexServiceImpl::DoFindNeighbors(grpc::ServerContext* context,
     if (metrics_ != nullptr) {
       metrics_->RecordPrefixQueries(request.index(),
                                     params.prefix_dim > 0 ? params.prefix_dim : dimension,
-                                    members.size());
+                                    members.size(), params.exact);
     }
     if (results.size() != members.size()) {
       return absl::InternalError(absl::StrCat("search returned ", results.size(),

@@ -48,6 +48,13 @@ ServerMetrics::ServerMetrics() : registry_(std::make_shared<prometheus::Registry
            .Help("FindNeighbors queries by index and the Matryoshka prefix dimension they "
                  "scored at")
            .Register(*registry_);
+  exact_queries_total_ =
+      &prometheus::BuildCounter()
+           .Name("nestor_exact_queries_total")
+           .Help("FindNeighbors queries answered by brute force (Query.exact, such as the "
+                 "ground truth of nestor bench --server_ground_truth), by index; also counted "
+                 "in nestor_queries_total and nestor_queries_by_prefix_dim_total")
+           .Register(*registry_);
   index_vectors_ = &prometheus::BuildGauge()
                         .Name("nestor_index_vectors")
                         .Help("Live vectors in the index")
@@ -97,7 +104,7 @@ void ServerMetrics::RecordQueries(absl::string_view method, uint64_t count) {
 }
 
 void ServerMetrics::RecordPrefixQueries(const std::string& name, int prefix_dim,
-                                        uint64_t count) {
+                                        uint64_t count, bool exact) {
   absl::MutexLock lock(&prefix_mu_);
   prometheus::Counter*& counter = prefix_counters_[name][prefix_dim];
   if (counter == nullptr) {
@@ -105,6 +112,11 @@ void ServerMetrics::RecordPrefixQueries(const std::string& name, int prefix_dim,
         {{"index", name}, {"prefix_dim", std::to_string(prefix_dim)}});
   }
   counter->Increment(static_cast<double>(count));
+  if (exact) {
+    prometheus::Counter*& exact_counter = exact_counters_[name];
+    if (exact_counter == nullptr) exact_counter = &exact_queries_total_->Add({{"index", name}});
+    exact_counter->Increment(static_cast<double>(count));
+  }
 }
 
 void ServerMetrics::UpdateIndex(const std::string& name, const IndexStats& stats) {
@@ -120,6 +132,10 @@ void ServerMetrics::RemoveIndex(const std::string& name) {
     family->Remove(&family->Add({{"index", name}}));
   }
   absl::MutexLock lock(&prefix_mu_);
+  if (auto exact = exact_counters_.find(name); exact != exact_counters_.end()) {
+    exact_queries_total_->Remove(exact->second);
+    exact_counters_.erase(exact);
+  }
   auto it = prefix_counters_.find(name);
   if (it == prefix_counters_.end()) return;
   for (const auto& [prefix_dim, counter] : it->second) {

@@ -65,9 +65,11 @@ class ServerMetrics {
   void RecordRequest(absl::string_view method, absl::StatusCode code, absl::Duration latency);
   // `count` individual queries served by one RPC of `method`.
   void RecordQueries(absl::string_view method, uint64_t count);
-  // `count` queries of index `name` scored at Matryoshka prefix dimension `prefix_dim`.
-  void RecordPrefixQueries(const std::string& name, int prefix_dim, uint64_t count)
-      ABSL_LOCKS_EXCLUDED(prefix_mu_);
+  // `count` queries of index `name` scored at Matryoshka prefix dimension `prefix_dim`;
+  // `exact`: answered by brute force (Query.exact, e.g. `nestor bench
+  // --server_ground_truth`), also counted in nestor_exact_queries_total.
+  void RecordPrefixQueries(const std::string& name, int prefix_dim, uint64_t count,
+                           bool exact = false) ABSL_LOCKS_EXCLUDED(prefix_mu_);
   // Sets the gauges of index `name` from its stats.
   void UpdateIndex(const std::string& name, const IndexStats& stats);
   // Drops the gauges and the prefix query counters of a deleted index.
@@ -88,6 +90,7 @@ class ServerMetrics {
   prometheus::Family<prometheus::Histogram>* request_duration_seconds_;
   prometheus::Family<prometheus::Counter>* queries_total_;
   prometheus::Family<prometheus::Counter>* queries_by_prefix_dim_total_;
+  prometheus::Family<prometheus::Counter>* exact_queries_total_;
   prometheus::Family<prometheus::Gauge>* index_vectors_;
   prometheus::Family<prometheus::Gauge>* index_memory_bytes_;
   prometheus::Family<prometheus::Gauge>* index_build_seconds_;
@@ -98,6 +101,9 @@ class ServerMetrics {
   absl::Mutex prefix_mu_;
   absl::flat_hash_map<std::string, absl::flat_hash_map<int, prometheus::Counter*>>
       prefix_counters_ ABSL_GUARDED_BY(prefix_mu_);
+  // The counters of exact_queries_total_ by index name, kept the same way.
+  absl::flat_hash_map<std::string, prometheus::Counter*> exact_counters_
+      ABSL_GUARDED_BY(prefix_mu_);
 };
 
 }  // namespace nestor::server

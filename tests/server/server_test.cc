@@ -826,8 +826,9 @@ TEST_F(ServerTest, MetricsEndpointCountsRequestsAndQueries) {
 }
 
 // nestor_queries_by_prefix_dim_total counts each index's queries by the prefix they
-// scored at (0 counts as the dimension); a failed search counts nothing; deleting an
-// index drops its series, and a new index of the same name starts from zero.
+// scored at (0 counts as the dimension), nestor_exact_queries_total its brute-force ones;
+// a failed search counts nothing; deleting an index drops its series, and a new index of
+// the same name starts from zero.
 TEST_F(ServerTest, PrefixQueryCounterIsPerIndexAndGoesWithTheIndex) {
   std::vector<uint64_t> ids(200);
   for (int i = 0; i < 200; ++i) ids[i] = i;
@@ -836,13 +837,15 @@ TEST_F(ServerTest, PrefixQueryCounterIsPerIndexAndGoesWithTheIndex) {
     ASSERT_THAT(Create(name), IsOk());
     UpsertAll(name, ids, data);
   }
-  auto find = [&](const std::string& name, int num_queries, int prefix_dim) {
+  auto find = [&](const std::string& name, int num_queries, int prefix_dim,
+                  int num_exact = 0) {
     v1::FindNeighborsRequest request =
         MakeFind(name, RandomVectors(num_queries, kDim, 42), 5);
     for (auto& query : *request.mutable_queries()) query.set_prefix_dim(prefix_dim);
+    for (int i = 0; i < num_exact; ++i) request.mutable_queries(i)->set_exact(true);
     return Find(request).status();
   };
-  ASSERT_THAT(find("pa", 3, 8), IsOk());
+  ASSERT_THAT(find("pa", 3, 8, /*num_exact=*/2), IsOk());
   ASSERT_THAT(find("pa", 2, 0), IsOk());
   ASSERT_THAT(find("pa", 1, kDim), IsOk());
   ASSERT_THAT(find("pb", 4, 4), IsOk());
@@ -861,12 +864,16 @@ TEST_F(ServerTest, PrefixQueryCounterIsPerIndexAndGoesWithTheIndex) {
   EXPECT_EQ(count(text, "pa", 4), -1);
   EXPECT_EQ(count(text, "pb", 4), 4);
   EXPECT_EQ(count(text, "pb", kDim), -1);
+  // Of those, brute-force (Query.exact) queries are also counted on their own.
+  EXPECT_EQ(MetricValue(text, "nestor_exact_queries_total", {"index=\"pa\""}), 2);
+  EXPECT_EQ(MetricValue(text, "nestor_exact_queries_total", {"index=\"pb\""}), -1);
 
   ASSERT_THAT(Delete("pa"), IsOk());
   text = HttpGet(server_->metrics_port(), "/metrics");
   ASSERT_FALSE(text.empty());
   EXPECT_EQ(count(text, "pa", 8), -1);
   EXPECT_EQ(count(text, "pa", kDim), -1);
+  EXPECT_EQ(MetricValue(text, "nestor_exact_queries_total", {"index=\"pa\""}), -1);
   EXPECT_EQ(count(text, "pb", 4), 4);
 
   ASSERT_THAT(Create("pa"), IsOk());
