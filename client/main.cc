@@ -912,7 +912,7 @@ int Main(int argc, char** argv) {
                     "(partitioned indexes only)")
         ->capture_default_str();
     cmd->add_option("--training_iterations", o.training_iterations,
-                    "k-means iterations at build; 0 = server default (20)")
+                    "k-means iterations at build, at most 1000; 0 = server default (20)")
         ->capture_default_str();
     cmd->add_option("--seed", o.seed, "k-means seed; 0 = server default (1234)")
         ->capture_default_str();

@@ -58,6 +58,11 @@ struct Neighbor {
   friend bool operator==(const Neighbor&, const Neighbor&) = default;
 };
 
+// Most k-means iterations a build may run (IndexOptions.training_iterations): FAISS
+// defaults to 25 and rarely gains past 100; the cap keeps a typo from occupying a build
+// (and the index it locks) for days.
+inline constexpr int kMaxTrainingIterations = 1000;
+
 // Options of a new index. Mirrors proto nestor.v1.IndexConfig (server/ converts).
 struct IndexOptions {
   // Coordinates per vector, 1..65536.
@@ -78,7 +83,8 @@ struct IndexOptions {
   // max(1, num_partitions / 16); values above num_partitions are clamped to it. More
   // partitions: higher recall, slower queries. Partitioned indexes only (exact: 0).
   int default_partitions_to_search = 0;
-  // k-means (Lloyd) iterations; more cost build time, rarely recall past 20.
+  // k-means (Lloyd) iterations, 1..kMaxTrainingIterations; more cost build time, rarely
+  // recall past 20.
   int training_iterations = 20;
   // Seed of k-means initialisation and of the training sample.
   uint64_t seed = 1234;

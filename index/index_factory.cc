@@ -51,10 +51,10 @@ absl::StatusOr<IndexOptions> NormalizeOptions(IndexOptions options) {
   }
   options.default_partitions_to_search =
       std::min(options.default_partitions_to_search, options.num_partitions);
-  if (options.training_iterations < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("training_iterations must be >= 1 (0 = default ",
-                     kDefaultTrainingIterations, "), got ", options.training_iterations));
+  if (options.training_iterations < 0 || options.training_iterations > kMaxTrainingIterations) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "training_iterations must be in 1..", kMaxTrainingIterations, " (0 = default ",
+        kDefaultTrainingIterations, "), got ", options.training_iterations));
   }
   if (options.training_iterations == 0) options.training_iterations = kDefaultTrainingIterations;
   if (options.max_training_points_per_partition < 0) {

@@ -80,7 +80,12 @@ TEST(IndexFactoryTest, BadOptionsAreInvalidArgumentNamingTheField) {
   EXPECT_THAT(CreateIndex(o), StatusIs(kInvalid, "default_partitions_to_search"));
   o = Valid();
   o.training_iterations = -1;
-  EXPECT_THAT(CreateIndex(o), StatusIs(kInvalid, "training_iterations must be >= 1"));
+  EXPECT_THAT(CreateIndex(o), StatusIs(kInvalid, "training_iterations must be in 1..1000"));
+  o.training_iterations = kMaxTrainingIterations + 1;  // would lock the index for days
+  EXPECT_THAT(CreateIndex(o), StatusIs(kInvalid, "training_iterations must be in 1..1000 (0 = "
+                                                 "default 20), got 1001"));
+  o.training_iterations = kMaxTrainingIterations;
+  EXPECT_THAT(CreateIndex(o), IsOk());
   o = Valid();
   o.max_training_points_per_partition = -5;
   EXPECT_THAT(CreateIndex(o), StatusIs(kInvalid, "max_training_points_per_partition"));
