@@ -63,6 +63,9 @@ absl::StatusOr<std::unique_ptr<NestorServer>> NestorServer::Create(
   grpc::ServerBuilder builder;
   const std::string address = absl::StrCat(config.listen_address(), ":", config.grpc_port());
   builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &server->grpc_port_);
+  // gRPC sets SO_REUSEPORT by default, so a second server on a busy port would start and
+  // take a random share of the connections; with it off that port fails to bind.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxReceiveMessageSize(static_cast<int>(config.max_message_bytes()));
   builder.SetMaxSendMessageSize(static_cast<int>(config.max_message_bytes()));
   // The sync server keeps up to kMaxPollers threads polling for new RPCs besides the

@@ -740,6 +740,21 @@ TEST_F(ServerTest, DataDirThatIsAFileIsFailedPrecondition) {
               StatusIs(absl::StatusCode::kFailedPrecondition, "is not a directory"));
 }
 
+// A second server on a port already serving must fail to start, not share the port
+// (gRPC's default SO_REUSEPORT would hand it a random share of the connections).
+TEST_F(ServerTest, SecondServerOnABusyGrpcPortFailsToStart) {
+  ServerConfig config;
+  config.set_listen_address("127.0.0.1");
+  config.set_grpc_port(static_cast<uint32_t>(server_->grpc_port()));
+  config.set_metrics_port(0);
+  config.set_data_dir((data_dir_ / "second").string());
+  EXPECT_THAT(NestorServer::Create(config),
+              StatusIs(absl::StatusCode::kUnavailable,
+                       absl::StrCat("cannot serve gRPC on 127.0.0.1:", server_->grpc_port())));
+  // The first server still answers.
+  EXPECT_THAT(Create("still-here"), IsOk());
+}
+
 TEST_F(ServerTest, CorruptSnapshotIsSkippedNotFatal) {
   LoadMainIndex();
   ASSERT_THAT(Create("doomed"), IsOk());
