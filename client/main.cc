@@ -20,6 +20,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -49,6 +50,9 @@
 
 namespace nestor::client {
 namespace {
+
+// Most client threads `nestor bench --concurrency` starts.
+constexpr int kMaxConcurrency = 1024;
 
 namespace v1 = ::nestor::v1;
 using json = nlohmann::json;
@@ -327,6 +331,12 @@ absl::Status RunLoad(const GlobalOptions& g, const CommandOptions& o) {
   std::printf("read %lld x %lld vectors from %s in %.2f s\n", static_cast<long long>(data.rows),
               static_cast<long long>(data.cols), o.file.c_str(), Seconds(start));
   std::fflush(stdout);
+  if (data.rows > 0 && o.id_offset > std::numeric_limits<uint64_t>::max() -
+                                          static_cast<uint64_t>(data.rows - 1)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--id_offset ", o.id_offset, " + ", data.rows, " rows passes the largest id ",
+        std::numeric_limits<uint64_t>::max(), "; ids would wrap around to 0"));
+  }
   ASSIGN_OR_RETURN(auto client, Connect(g));
   if (o.create) {
     ASSIGN_OR_RETURN(v1::IndexConfig config, MakeConfig(o, static_cast<uint32_t>(data.cols)));
@@ -522,9 +532,10 @@ absl::Status RunBench(const GlobalOptions& g, const CommandOptions& o) {
   if (o.bench_batch < 1) {
     return absl::InvalidArgumentError(absl::StrCat("--batch must be >= 1, got ", o.bench_batch));
   }
-  if (o.concurrency < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--concurrency must be >= 1, got ", o.concurrency));
+  if (o.concurrency < 1 || o.concurrency > kMaxConcurrency) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--concurrency must be in 1..", kMaxConcurrency, " (client threads), got ",
+        o.concurrency));
   }
   if (o.runs < 1) {
     return absl::InvalidArgumentError(absl::StrCat("--runs must be >= 1, got ", o.runs));
@@ -537,6 +548,10 @@ absl::Status RunBench(const GlobalOptions& g, const CommandOptions& o) {
     return absl::InvalidArgumentError(
         "bench needs exactly one of --base FILE (exact neighbours computed here), "
         "--ground_truth FILE.ivecs or --server_ground_truth (exact searches on the server)");
+  }
+  if (o.base.empty() && o.base_limit != 0) {
+    return absl::InvalidArgumentError(
+        "--base_limit limits the rows read from --base; it has no effect without --base");
   }
   if (o.server_ground_truth && !o.metric.empty()) {
     return absl::InvalidArgumentError(
@@ -595,6 +610,12 @@ absl::Status RunBench(const GlobalOptions& g, const CommandOptions& o) {
   int64_t truth_cols = 0;
   start = absl::Now();
   if (!o.ground_truth.empty()) {
+    absl::StatusOr<DatasetFormat> format = FormatFromPath(o.ground_truth);
+    if (!format.ok() || *format != DatasetFormat::kIvecs) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--ground_truth ", o.ground_truth,
+          ": expected an .ivecs file (int32 neighbour ids, one row per query)"));
+    }
     ASSIGN_OR_RETURN(IntMatrix gt, LoadIvecs(o.ground_truth, queries.rows));
     if (gt.rows < queries.rows) {
       return absl::InvalidArgumentError(absl::StrCat(o.ground_truth, " has ", gt.rows,
@@ -637,6 +658,14 @@ absl::Status RunBench(const GlobalOptions& g, const CommandOptions& o) {
           "--prefix_dim (full-dimension scores are rotation-invariant)"));
     }
     ASSIGN_OR_RETURN(FloatMatrix base, LoadDataset(o.base, o.base_limit));
+    if (static_cast<uint64_t>(base.rows) != info.vector_count()) {
+      std::fprintf(stderr,
+                   "nestor bench: warning: --base has %lld rows but index '%s' holds %llu "
+                   "vectors; recall is only meaningful when the index holds exactly the "
+                   "--base rows (ids --id_offset + row)\n",
+                   static_cast<long long>(base.rows), o.name.c_str(),
+                   static_cast<unsigned long long>(info.vector_count()));
+    }
     v1::Metric metric =
         o.metric.empty() ? info.config().metric() : kMetricNames.at(o.metric);
     GroundTruthOptions gt_options;
@@ -659,6 +688,8 @@ absl::Status RunBench(const GlobalOptions& g, const CommandOptions& o) {
   // waits and copies ids out: `concurrency` threads take batches of `bench_batch` in
   // order, each reusing one response message.
   const int64_t num_batches = (queries.rows + o.bench_batch - 1) / o.bench_batch;
+  // More threads than requests would only idle.
+  const int in_flight = static_cast<int>(std::min<int64_t>(o.concurrency, num_batches));
   std::vector<v1::FindNeighborsRequest> requests(static_cast<size_t>(num_batches));
   for (int64_t b = 0; b < num_batches; ++b) {
     const int64_t r0 = b * o.bench_batch;
@@ -732,7 +763,7 @@ absl::Status RunBench(const GlobalOptions& g, const CommandOptions& o) {
     for (auto& ids : results) ids.clear();
     start = absl::Now();
     std::vector<std::thread> threads;
-    for (int t = 1; t < o.concurrency; ++t) threads.emplace_back(worker);
+    for (int t = 1; t < in_flight; ++t) threads.emplace_back(worker);
     worker();  // the main thread works too
     for (auto& t : threads) t.join();
     passes.emplace_back(Seconds(start), latencies_ms);
@@ -771,7 +802,7 @@ absl::Status RunBench(const GlobalOptions& g, const CommandOptions& o) {
           : "");
   std::printf("%lld queries, k=%d, batch=%lld, concurrency=%d: %lld requests in %.2f s%s\n",
               static_cast<long long>(queries.rows), o.k, static_cast<long long>(o.bench_batch),
-              o.concurrency, static_cast<long long>(num_batches), wall_seconds,
+              in_flight, static_cast<long long>(num_batches), wall_seconds,
               o.runs > 1 ? absl::StrCat(" (median of ", o.runs, " runs)").c_str() : "");
   std::printf("latency per request (ms): mean=%.3f p50=%.3f p95=%.3f p99=%.3f max=%.3f\n",
               lat.mean, lat.p50, lat.p95, lat.p99, lat.max);
@@ -780,7 +811,7 @@ absl::Status RunBench(const GlobalOptions& g, const CommandOptions& o) {
                 {"queries", queries.rows},
                 {"k", o.k},
                 {"batch", o.bench_batch},
-                {"concurrency", o.concurrency},
+                {"concurrency", in_flight},
                 {"runs", o.runs},
                 {"num_partitions", c.num_partitions()},
                 {"partitions_to_search", c.num_partitions() > 0 ? effective_nprobe : 0},
@@ -956,6 +987,7 @@ int Main(int argc, char** argv) {
                    "Vectors per stream message (at most the server's max_batch_size)")
       ->capture_default_str();
   load->add_option("--id_offset", o.id_offset, "Id of the first row; row r gets id_offset + r")
+      ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   load->add_flag("--create", o.create,
                  "Create the index first, with the file's dimension and the options below "
@@ -1038,12 +1070,14 @@ int Main(int argc, char** argv) {
                   "current contents, and right for pca_rotation prefixes. Costs a full scan "
                   "per query, before the timed runs");
   bench->add_option("--id_offset", o.id_offset, "Id of base row 0 (match load --id_offset)")
+      ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   bench->add_option("--limit", o.limit, "Use only the first N queries; 0 = all")
       ->capture_default_str();
   bench->add_option("--batch", o.bench_batch, "Queries per FindNeighbors request")
       ->capture_default_str();
-  bench->add_option("--concurrency", o.concurrency, "Requests in flight (client threads)")
+  bench->add_option("--concurrency", o.concurrency,
+                    "Requests in flight (client threads, 1..1024; at most one per request)")
       ->capture_default_str();
   bench->add_option("--runs", o.runs,
                     "Time the whole query set N times and report the run of median wall "

@@ -362,6 +362,52 @@ TEST_F(CliTest, BenchRefusesBadSettingsBeforeComputingGroundTruth) {
   EXPECT_THAT(LastLine(r.out), StartsWith("recall@10=1.0000 qps="));
 }
 
+// Flag values that used to crash, wrap ids around or score against the wrong ground
+// truth are refused or warned about.
+TEST_F(CliTest, BenchAndLoadRefuseValuesThatWouldMisleadOrCrash) {
+  const std::string base = WriteFvecs("base.fvecs", 60, 4, 7);
+  const std::string queries = WriteFvecs("queries.fvecs", 10, 4, 8);
+  ASSERT_EQ(Nestor({"load", "small", base, "--create"}).exit_code, 0);
+
+  // More client threads than requests: one per request; absurd counts are refused
+  // (100,000 threads used to abort the client with std::system_error).
+  RunResult r = Nestor({"bench", "small", "--queries", queries, "--base", base,
+                        "--concurrency", "100000"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("INVALID_ARGUMENT: --concurrency must be in 1..1024"));
+  r = Nestor({"bench", "small", "--queries", queries, "--base", base, "--concurrency", "50",
+              "--batch", "2"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("concurrency=5: 5 requests"));  // 10 queries in pairs
+  EXPECT_THAT(LastLine(r.out), StartsWith("recall@10=1.0000 qps="));
+
+  // Ground truth must be .ivecs, not whatever file was at hand.
+  r = Nestor({"bench", "small", "--queries", queries, "--ground_truth", base});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("INVALID_ARGUMENT: --ground_truth " + base +
+                               ": expected an .ivecs file"));
+  // --base_limit means nothing without --base.
+  r = Nestor({"bench", "small", "--queries", queries, "--server_ground_truth", "--base_limit",
+              "5"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("--base_limit limits the rows read from --base"));
+  // Ground truth over fewer rows than the index holds: it runs, with a warning.
+  r = Nestor({"bench", "small", "--queries", queries, "--base", base, "--base_limit", "30"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("warning: --base has 30 rows but index 'small' holds 60 vectors"));
+
+  // Ids may not wrap around past 2^64 - 1, nor be negative.
+  r = Nestor({"load", "small", base, "--id_offset", "18446744073709551600"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("INVALID_ARGUMENT: --id_offset 18446744073709551600 + 60 rows "
+                               "passes the largest id"));
+  r = Nestor({"load", "small", base, "--id_offset", "-5"});
+  EXPECT_EQ(r.exit_code, 2);
+  r = Nestor({"stats", "small"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("vectors=60 "));  // nothing was written by the refusals
+}
+
 TEST_F(CliTest, LoadingAFileOfTheWrongDimensionFailsWithInvalidArgument) {
   const std::string wrong = WriteFvecs("wrong.fvecs", 20, 5, 4);
   RunResult r = Nestor({"create", "vecs", "--dimension", "8"});
