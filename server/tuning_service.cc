@@ -1,6 +1,7 @@
 #include "server/tuning_service.h"
 
 #include <climits>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -37,6 +38,11 @@ v1::CodeType CodeTypeToProto(CodeType code_type) {
 }  // namespace
 
 absl::StatusOr<v1::TuningResult> ReadTuningResult(const std::string& path) {
+  std::error_code error;
+  if (std::filesystem::is_directory(path, error)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "tuning result ", path, " is a directory; expected the file `nestor tune` wrote"));
+  }
   std::ifstream in(path);
   if (!in) return absl::NotFoundError(absl::StrCat("cannot read tuning result ", path));
   std::stringstream buffer;
@@ -44,6 +50,10 @@ absl::StatusOr<v1::TuningResult> ReadTuningResult(const std::string& path) {
   const std::string text = buffer.str();
   v1::TuningResult result;
   const size_t first = text.find_first_not_of(" \t\r\n");
+  if (first == std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "tuning result ", path, " is empty; expected the file `nestor tune` wrote"));
+  }
   if (first != std::string::npos && text[first] == '{') {
     google::protobuf::util::JsonParseOptions options;
     options.ignore_unknown_fields = true;
@@ -55,6 +65,11 @@ absl::StatusOr<v1::TuningResult> ReadTuningResult(const std::string& path) {
   } else if (!google::protobuf::TextFormat::ParseFromString(text, &result)) {
     return absl::InvalidArgumentError(
         absl::StrCat("tuning result ", path, " is not a text-format TuningResult"));
+  }
+  if (result.dimension() == 0) {
+    // Every result nestor tune writes names the index shape it was tuned for.
+    return absl::InvalidArgumentError(absl::StrCat(
+        "tuning result ", path, " has no dimension; expected the file `nestor tune` wrote"));
   }
   return result;
 }

@@ -23,7 +23,8 @@ namespace nestor::server {
 
 // Reads a TuningResult written by `nestor tune`: JSON when the file's first
 // non-blank character is '{', protobuf text format otherwise. NOT_FOUND when the file
-// cannot be read; INVALID_ARGUMENT when it does not parse.
+// cannot be read; INVALID_ARGUMENT when it is a directory, is empty, does not parse or
+// names no dimension.
 absl::StatusOr<v1::TuningResult> ReadTuningResult(const std::string& path);
 
 // Checks `result` against `index` and installs result.chosen in `table`: its

@@ -567,6 +567,30 @@ TEST_F(TuningServiceTest, TunedDefaultsSurviveARestart) {
   EXPECT_EQ(info->tuned_partitions_to_search(), 9u);
 }
 
+// A directory, an empty file or a message without a dimension (not a file nestor tune
+// wrote) is named as such, not as 'tuning result is for dimension 0'.
+TEST_F(TuningServiceTest, ReadTuningResultNamesWhatTheFileIsNot) {
+  const std::string dir = data_dir_.string();
+  EXPECT_THAT(ReadTuningResult(dir),
+              StatusIs(absl::StatusCode::kInvalidArgument, dir + " is a directory"));
+  const std::string empty = (data_dir_ / "empty.textproto").string();
+  std::ofstream(empty) << "  \n";
+  EXPECT_THAT(ReadTuningResult(empty),
+              StatusIs(absl::StatusCode::kInvalidArgument, empty + " is empty"));
+  const std::string shapeless = (data_dir_ / "shapeless.textproto").string();
+  std::ofstream(shapeless) << "chosen { partitions_to_search: 3 }\n";
+  EXPECT_THAT(ReadTuningResult(shapeless),
+              StatusIs(absl::StatusCode::kInvalidArgument, shapeless + " has no dimension"));
+  EXPECT_THAT(ReadTuningResult((data_dir_ / "missing").string()),
+              StatusIs(absl::StatusCode::kNotFound));
+  const std::string good = (data_dir_ / "good.json").string();
+  std::ofstream(good) << R"({"dimension": 16, "numPartitions": 32})";
+  absl::StatusOr<v1::TuningResult> read = ReadTuningResult(good);
+  ASSERT_THAT(read, IsOk());
+  EXPECT_EQ(read->dimension(), 16u);
+  EXPECT_EQ(read->num_partitions(), 32u);
+}
+
 TEST_F(TuningServiceTest, SavedTunedDefaultsTheIndexRefusesAreDroppedAtLoad) {
   CreateLoadedIndex("mrl", kNumPartitions, kLadder);
   absl::StatusOr<v1::FindNeighborsResponse> untuned = Find("mrl");
