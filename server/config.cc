@@ -15,6 +15,7 @@
 #include <google/protobuf/io/tokenizer.h>
 #include <google/protobuf/text_format.h>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
@@ -74,6 +75,13 @@ absl::Status ValidateServerConfig(const ServerConfig& config) {
   };
   if (config.listen_address().empty()) {
     return absl::InvalidArgumentError("ServerConfig.listen_address must not be empty");
+  }
+  if (absl::StrContains(config.listen_address(), ':')) {
+    // Both listeners (gRPC and the metrics HTTP server) are IPv4 only.
+    return absl::InvalidArgumentError(absl::StrCat(
+        "ServerConfig.listen_address '", config.listen_address(),
+        "' looks like an IPv6 address or has a port; expected an IPv4 address or host name "
+        "without a port, such as 127.0.0.1 or 0.0.0.0 (IPv6 is not supported)"));
   }
   if (config.data_dir().empty()) {
     return absl::InvalidArgumentError("ServerConfig.data_dir must not be empty");

@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/status_matchers.h"
@@ -105,6 +106,15 @@ TEST_F(ConfigTest, OutOfRangeValuesAreInvalidArgumentNamingTheField) {
   EXPECT_THAT(Parse({"--grpc_port", "7000", "--metrics_port", "7000"}),
               StatusIs(absl::StatusCode::kInvalidArgument, "differ"));
   EXPECT_THAT(Parse({"--no_such_flag", "1"}), StatusIs(absl::StatusCode::kInvalidArgument));
+  // IPv6 (either listener) and an address with a port are refused up front, not by the
+  // metrics server's bind failure.
+  for (const char* address : {"::1", "[::1]", "127.0.0.1:9000"}) {
+    EXPECT_THAT(Parse({"--listen_address", address}),
+                StatusIs(absl::StatusCode::kInvalidArgument,
+                         absl::StrCat("ServerConfig.listen_address '", address,
+                                      "' looks like an IPv6 address or has a port")));
+  }
+  EXPECT_THAT(Parse({"--listen_address", "0.0.0.0"}), IsOk());
 }
 
 TEST_F(ConfigTest, HelpDocumentsEveryFlagAndExitsZero) {
