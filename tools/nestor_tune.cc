@@ -13,17 +13,20 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <numeric>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <google/protobuf/text_format.h>
 #include <google/protobuf/util/json_util.h>
 
 #include "CLI/CLI.hpp"
+#include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -169,8 +172,29 @@ absl::Status WritePlot(const std::string& png, const v1::TuningResult& result) {
   return absl::OkStatus();
 }
 
+// OK when `path` can be created or overwritten: its directory exists and is writable and
+// it is not itself a directory. The file is not created.
+absl::Status CheckWritable(const std::string& path) {
+  const std::filesystem::path file(path);
+  const std::filesystem::path dir = file.has_parent_path() ? file.parent_path() : ".";
+  std::error_code error;
+  if (!std::filesystem::is_directory(dir, error)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": directory ", dir.string(), " does not exist"));
+  }
+  if (std::filesystem::is_directory(file, error)) {
+    return absl::InvalidArgumentError(absl::StrCat(path, " is a directory"));
+  }
+  if (::access(dir.c_str(), W_OK) != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": directory ", dir.string(), " is not writable"));
+  }
+  return absl::OkStatus();
+}
+
 int Fail(const absl::Status& s) {
-  std::cerr << "nestor tune: " << s.message() << std::endl;
+  std::cerr << "nestor tune: error: " << absl::StatusCodeToString(s.code()) << ": "
+            << s.message() << std::endl;
   return s.code() == absl::StatusCode::kOutOfRange ? kExitUnreachable : kExitError;
 }
 
@@ -479,9 +503,26 @@ int main(int argc, char** argv) {
     const int rc = app.exit(e);
     return rc == 0 ? 0 : kExitUsage;
   }
-  if (f.k < 1 || f.target_recall < 0 || f.target_recall > 1 || f.max_latency_us < 0) {
-    std::cerr << "nestor tune: need k >= 1, target_recall in [0, 1], max_latency_us >= 0"
-              << std::endl;
+  std::string refused;
+  if (f.k < 1) {
+    refused = absl::StrCat("-k must be >= 1, got ", f.k);
+  } else if (f.target_recall < 0 || f.target_recall > 1) {
+    refused = absl::StrCat("--target_recall must be in [0, 1], got ", f.target_recall);
+  } else if (f.max_latency_us < 0) {
+    refused = absl::StrCat("--max_latency_us must be >= 0, got ", f.max_latency_us);
+  } else {
+    // Found out now, not after minutes of tuning.
+    for (const auto& [flag, path] : {std::pair{"--output", f.output}, std::pair{"--plot", f.plot}}) {
+      if (path.empty() || path == "-") continue;
+      absl::Status writable = CheckWritable(path);
+      if (!writable.ok()) {
+        refused = absl::StrCat(flag, " ", writable.message());
+        break;
+      }
+    }
+  }
+  if (!refused.empty()) {
+    std::cerr << "nestor tune: error: INVALID_ARGUMENT: " << refused << std::endl;
     return kExitUsage;
   }
   return Run(f);

@@ -163,7 +163,19 @@ TEST_F(NestorTuneTest, UnreachableTargetExitsThreeStatingBestAchievableRecall) {
 }
 
 TEST_F(NestorTuneTest, BadFlagsExitTwo) {
-  EXPECT_EQ(Run("--target_recall 1.5").exit_code, 2);
+  RunResult run = Run("--target_recall 1.5");
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_THAT(run.stderr_text, HasSubstr("nestor tune: error: INVALID_ARGUMENT: "
+                                         "--target_recall must be in [0, 1], got 1.5"));
+  // An output nobody could write is refused before the tuning, not after it.
+  const std::string nowhere = (dir_ / "no-such-dir" / "t.json").string();
+  run = Run(absl::StrCat("--output '", nowhere, "'"));
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_THAT(run.stderr_text, HasSubstr("--output " + nowhere + ": directory"));
+  EXPECT_THAT(run.stderr_text, HasSubstr("does not exist"));
+  run = Run(absl::StrCat("--plot '", dir_.string(), "'"));
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_THAT(run.stderr_text, HasSubstr("--plot " + dir_.string() + " is a directory"));
 }
 
 }  // namespace
