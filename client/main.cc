@@ -32,6 +32,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -47,6 +48,7 @@
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
 #include "proto/nestor.pb.h"
+#include "proto/tuning_result_file.h"
 
 namespace nestor::client {
 namespace {
@@ -101,6 +103,8 @@ struct GlobalOptions {
 struct CommandOptions {
   std::string name;
   std::string file;
+  // remove
+  std::string ids;
   // create / load --create
   uint32_t dimension = 0;
   std::string metric;
@@ -416,6 +420,47 @@ absl::Status RunDelete(const GlobalOptions& g, const CommandOptions& o) {
   ASSIGN_OR_RETURN(auto client, Connect(g));
   RETURN_IF_ERROR(client->DeleteIndex(o.name));
   std::printf("deleted '%s'\n", o.name.c_str());
+  return absl::OkStatus();
+}
+
+absl::Status RunRemove(const GlobalOptions& g, const CommandOptions& o) {
+  std::vector<uint64_t> ids;
+  for (absl::string_view part : absl::StrSplit(o.ids, ',')) {
+    uint64_t id = 0;
+    if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(part), &id)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--ids: '", part, "' is not a datapoint id; expected e.g. \"3,17,42\""));
+    }
+    ids.push_back(id);
+  }
+  ASSIGN_OR_RETURN(auto client, Connect(g));
+  ASSIGN_OR_RETURN(v1::RemoveDatapointsResponse response, client->RemoveDatapoints(o.name, ids));
+  ASSIGN_OR_RETURN(v1::IndexInfo info, client->GetIndex(o.name));
+  std::printf("removed %llu of %zu ids from '%s' (ids it did not hold are skipped); it holds "
+              "%llu vectors\n",
+              static_cast<unsigned long long>(response.removed_count()), ids.size(),
+              o.name.c_str(), static_cast<unsigned long long>(info.vector_count()));
+  return absl::OkStatus();
+}
+
+absl::Status RunApplyTuning(const GlobalOptions& g, const CommandOptions& o) {
+  ASSIGN_OR_RETURN(v1::TuningResult result, ReadTuningResult(o.file));
+  ASSIGN_OR_RETURN(auto client, Connect(g));
+  ASSIGN_OR_RETURN(v1::ApplyTuningResponse r, client->ApplyTuning(o.name, result));
+  auto describe = [](uint32_t partitions, uint32_t reorder, uint32_t shortlist_dim,
+                     uint32_t shortlist_size) {
+    if (partitions == 0 && reorder == 0 && shortlist_dim == 0) return std::string("untuned");
+    std::string text = absl::StrCat("partitions_to_search=", partitions, " reorder_k=", reorder);
+    if (shortlist_dim > 0) {
+      absl::StrAppend(&text, " shortlist_dim=", shortlist_dim, " shortlist_size=", shortlist_size);
+    }
+    return text;
+  };
+  std::printf("'%s' query defaults: %s (was %s)\n", o.name.c_str(),
+              describe(r.partitions_to_search(), r.reorder_k(), r.shortlist_dim(),
+                       r.shortlist_size()).c_str(),
+              describe(r.previous_partitions_to_search(), r.previous_reorder_k(),
+                       r.previous_shortlist_dim(), r.previous_shortlist_size()).c_str());
   return absl::OkStatus();
 }
 
@@ -1008,6 +1053,18 @@ int Main(int argc, char** argv) {
   auto* del = app.add_subcommand("delete", "Delete an index");
   del->add_option("name", o.name, "Index name")->required();
 
+  auto* remove = app.add_subcommand("remove", "Remove datapoints from an index by id");
+  remove->add_option("name", o.name, "Index name")->required();
+  remove->add_option("--ids", o.ids, "Datapoint ids, comma-separated, e.g. 3,17,42")->required();
+
+  auto* apply_tuning = app.add_subcommand(
+      "apply-tuning",
+      "Make a `nestor tune` result the live index's query defaults, while searches continue "
+      "(kept in its snapshot)");
+  apply_tuning->add_option("name", o.name, "Index name (partitioned)")->required();
+  apply_tuning->add_option("file", o.file, "TuningResult file written by nestor tune (text or JSON)")
+      ->required();
+
   auto add_query_options = [&](CLI::App* cmd) {
     cmd->add_option("-k,--neighbor_count", o.k, "Neighbours per query (>= 1)")->capture_default_str();
     cmd->add_option("--partitions_to_search", o.partitions_to_search,
@@ -1108,6 +1165,7 @@ int Main(int argc, char** argv) {
   };
   const Command commands[] = {{create, RunCreate}, {load, RunLoad},     {build, RunBuild},
                               {stats, RunStats},   {save, RunSave},     {del, RunDelete},
+                              {remove, RunRemove}, {apply_tuning, RunApplyTuning},
                               {search, RunSearch}, {bench, RunBench}};
   for (const Command& command : commands) {
     if (!command.app->parsed()) continue;

@@ -119,7 +119,8 @@ absl::StatusOr<std::unique_ptr<NestorClient>> NestorClient::Create(
 NestorClient::NestorClient(NestorClientOptions options, std::shared_ptr<grpc::Channel> channel)
     : options_(std::move(options)),
       channel_(std::move(channel)),
-      stub_(v1::IndexService::NewStub(channel_)) {}
+      stub_(v1::IndexService::NewStub(channel_)),
+      tuning_stub_(v1::TuningService::NewStub(channel_)) {}
 
 std::unique_ptr<grpc::ClientContext> NestorClient::NewContext() const {
   auto context = std::make_unique<grpc::ClientContext>();
@@ -193,6 +194,19 @@ absl::StatusOr<v1::RemoveDatapointsResponse> NestorClient::RemoveDatapoints(
   auto context = NewContext();
   absl::Status status =
       FromGrpcStatus(stub_->RemoveDatapoints(context.get(), request, &response));
+  if (!status.ok()) return status;
+  return response;
+}
+
+absl::StatusOr<v1::ApplyTuningResponse> NestorClient::ApplyTuning(
+    const std::string& index, const v1::TuningResult& result) {
+  v1::ApplyTuningRequest request;
+  request.set_index(index);
+  *request.mutable_result() = result;
+  v1::ApplyTuningResponse response;
+  auto context = NewContext();
+  absl::Status status =
+      FromGrpcStatus(tuning_stub_->ApplyTuning(context.get(), request, &response));
   if (!status.ok()) return status;
   return response;
 }

@@ -84,6 +84,10 @@ class NestorClient {
   absl::StatusOr<nestor::v1::RemoveDatapointsResponse> RemoveDatapoints(
       const std::string& index, absl::Span<const uint64_t> ids);
   absl::StatusOr<nestor::v1::IndexInfo> BuildIndex(const std::string& name);
+  // TuningService.ApplyTuning: `result`'s chosen settings become the index's query
+  // defaults, swapped in while searches continue.
+  absl::StatusOr<nestor::v1::ApplyTuningResponse> ApplyTuning(
+      const std::string& index, const nestor::v1::TuningResult& result);
   absl::StatusOr<nestor::v1::SaveIndexResponse> SaveIndex(const std::string& name);
   absl::StatusOr<nestor::v1::FindNeighborsResponse> FindNeighbors(
       const nestor::v1::FindNeighborsRequest& request);
@@ -102,6 +106,7 @@ class NestorClient {
   NestorClientOptions options_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<nestor::v1::IndexService::Stub> stub_;
+  std::unique_ptr<nestor::v1::TuningService::Stub> tuning_stub_;
 };
 
 // Fills `datapoint` with `dimension` floats from `vector` and the given id.

@@ -17,15 +17,11 @@
 #include "proto/nestor.pb.h"
 #include "server/index_registry.h"
 #include "server/metrics.h"
+#include "proto/tuning_result_file.h"
 #include "server/tuned_defaults.h"
 
 namespace nestor::server {
 
-// Reads a TuningResult written by `nestor tune`: JSON when the file's first
-// non-blank character is '{', protobuf text format otherwise. NOT_FOUND when the file
-// cannot be read; INVALID_ARGUMENT when it is a directory, is empty, does not parse or
-// names no dimension.
-absl::StatusOr<v1::TuningResult> ReadTuningResult(const std::string& path);
 
 // Checks `result` against `index` and installs result.chosen in `table`: its
 // partitions_to_search, reorder_k, shortlist_dim and shortlist_size (the funnel; 0 = off)

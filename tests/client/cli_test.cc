@@ -505,6 +505,51 @@ TEST_F(CliTest, BenchRefusesRawGroundTruthForRotatedPrefixes) {
   EXPECT_THAT(r.err, HasSubstr("--server_ground_truth uses the index's own metric"));
 }
 
+// A tune result applied to the live index (no restart), and datapoints removed by id.
+TEST_F(CliTest, ApplyTuningAndRemoveOnALiveIndex) {
+  const std::string base = WriteFvecs("base.fvecs", 200, 8, 9);
+  ASSERT_EQ(Nestor({"create", "live", "--dimension", "8", "--num_partitions", "8",
+                    "--code_type", "int8"}).exit_code, 0);
+  ASSERT_EQ(Nestor({"load", "live", base}).exit_code, 0);
+  ASSERT_EQ(Nestor({"build", "live"}).exit_code, 0);
+  const std::string tuning = (dir_ / "live.textproto").string();
+  testing::WriteBytes(tuning,
+                      "dimension: 8 metric: METRIC_L2 code_type: CODE_TYPE_INT8 "
+                      "num_partitions: 8\nchosen { partitions_to_search: 3 reorder_k: 20 }\n");
+  RunResult r = Nestor({"apply-tuning", "live", tuning});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("'live' query defaults: partitions_to_search=3 reorder_k=20 "
+                               "(was untuned)"));
+  r = Nestor({"stats", "live"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("partitions_to_search=3 reorder_k=20 (tuned)"));
+  // A result for another shape is refused and changes nothing.
+  const std::string other = (dir_ / "other.textproto").string();
+  testing::WriteBytes(other,
+                      "dimension: 16 metric: METRIC_L2 code_type: CODE_TYPE_INT8 "
+                      "num_partitions: 8\nchosen { partitions_to_search: 5 }\n");
+  r = Nestor({"apply-tuning", "live", other});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("INVALID_ARGUMENT: tuning result is for dimension 16"));
+  r = Nestor({"apply-tuning", "live", (dir_ / "missing.textproto").string()});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("NOT_FOUND"));
+  EXPECT_THAT(Nestor({"stats", "live"}).out, HasSubstr("partitions_to_search=3 reorder_k=20 (tuned)"));
+
+  // Remove: ids the index does not hold are skipped.
+  r = Nestor({"remove", "live", "--ids", "0, 1,999"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("removed 2 of 3 ids from 'live'"));
+  EXPECT_THAT(r.out, HasSubstr("it holds 198 vectors"));
+  r = Nestor({"search", "live", "--queries", base, "--row", "0", "-k", "200", "--exact"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("198 neighbours"));
+  EXPECT_THAT(r.out, Not(::testing::ContainsRegex("\n[0-9]+\t[01]\t")));  // ids 0 and 1
+  r = Nestor({"remove", "live", "--ids", "3,x"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("INVALID_ARGUMENT: --ids: 'x' is not a datapoint id"));
+}
+
 TEST_F(CliTest, StatsAndBenchShowATunedFunnelThatSurvivesSigterm) {
   const std::string base = WriteFvecs("base.fvecs", 500, 8, 5);
   const std::string queries = WriteFvecs("queries.fvecs", 20, 8, 6);
