@@ -33,6 +33,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -322,33 +323,11 @@ absl::Status RunCreate(const GlobalOptions& g, const CommandOptions& o) {
   return absl::OkStatus();
 }
 
-absl::Status RunLoad(const GlobalOptions& g, const CommandOptions& o) {
-  if (o.batch < 1) {
-    return absl::InvalidArgumentError(absl::StrCat("--batch must be >= 1, got ", o.batch));
-  }
-  if (o.limit < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--limit must be >= 0 (0 = all rows), got ", o.limit));
-  }
-  absl::Time start = absl::Now();
-  ASSIGN_OR_RETURN(FloatMatrix data, LoadDataset(o.file, o.limit));
-  std::printf("read %lld x %lld vectors from %s in %.2f s\n", static_cast<long long>(data.rows),
-              static_cast<long long>(data.cols), o.file.c_str(), Seconds(start));
-  std::fflush(stdout);
-  if (data.rows > 0 && o.id_offset > std::numeric_limits<uint64_t>::max() -
-                                          static_cast<uint64_t>(data.rows - 1)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--id_offset ", o.id_offset, " + ", data.rows, " rows passes the largest id ",
-        std::numeric_limits<uint64_t>::max(), "; ids would wrap around to 0"));
-  }
-  ASSIGN_OR_RETURN(auto client, Connect(g));
-  if (o.create) {
-    ASSIGN_OR_RETURN(v1::IndexConfig config, MakeConfig(o, static_cast<uint32_t>(data.cols)));
-    ASSIGN_OR_RETURN(v1::IndexInfo info, client->CreateIndex(o.name, config));
-    std::printf("created %s\n", DescribeIndex(info).c_str());
-    std::fflush(stdout);
-  }
-  start = absl::Now();
+// Streams `data` into index o.name (ids o.id_offset + row) in messages of o.batch rows,
+// with a progress bar, and prints the count and rate.
+absl::Status StreamRows(const GlobalOptions& g, const CommandOptions& o, const FloatMatrix& data,
+                        NestorClient* client) {
+  const absl::Time start = absl::Now();
   std::unique_ptr<UpsertStream> stream = client->StartUpsertStream(o.name);
   ProgressOptions progress_options;
   progress_options.force = g.progress;
@@ -377,6 +356,45 @@ absl::Status RunLoad(const GlobalOptions& g, const CommandOptions& o) {
               seconds > 0 ? response.upserted_count() / seconds : 0.0,
               static_cast<unsigned long long>(response.vector_count()));
   return absl::OkStatus();
+}
+
+absl::Status RunLoad(const GlobalOptions& g, const CommandOptions& o) {
+  if (o.batch < 1) {
+    return absl::InvalidArgumentError(absl::StrCat("--batch must be >= 1, got ", o.batch));
+  }
+  if (o.limit < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--limit must be >= 0 (0 = all rows), got ", o.limit));
+  }
+  absl::Time start = absl::Now();
+  ASSIGN_OR_RETURN(FloatMatrix data, LoadDataset(o.file, o.limit));
+  std::printf("read %lld x %lld vectors from %s in %.2f s\n", static_cast<long long>(data.rows),
+              static_cast<long long>(data.cols), o.file.c_str(), Seconds(start));
+  std::fflush(stdout);
+  if (data.rows > 0 && o.id_offset > std::numeric_limits<uint64_t>::max() -
+                                          static_cast<uint64_t>(data.rows - 1)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--id_offset ", o.id_offset, " + ", data.rows, " rows passes the largest id ",
+        std::numeric_limits<uint64_t>::max(), "; ids would wrap around to 0"));
+  }
+  ASSIGN_OR_RETURN(auto client, Connect(g));
+  if (!o.create) return StreamRows(g, o, data, client.get());
+  ASSIGN_OR_RETURN(v1::IndexConfig config, MakeConfig(o, static_cast<uint32_t>(data.cols)));
+  ASSIGN_OR_RETURN(v1::IndexInfo info, client->CreateIndex(o.name, config));
+  std::printf("created %s\n", DescribeIndex(info).c_str());
+  std::fflush(stdout);
+  absl::Status loaded = StreamRows(g, o, data, client.get());
+  if (loaded.ok()) return loaded;
+  // The stream applies each message as it arrives: do not leave a half-loaded index
+  // behind that this command created.
+  const absl::Status deleted = client->DeleteIndex(o.name);
+  return absl::Status(
+      loaded.code(),
+      absl::StrCat(loaded.message(),
+                   deleted.ok() ? absl::StrCat("; index '", o.name,
+                                               "', created by this command, was deleted again")
+                                : absl::StrCat("; deleting index '", o.name,
+                                               "' again failed too: ", deleted.ToString())));
 }
 
 absl::Status RunBuild(const GlobalOptions& g, const CommandOptions& o) {
@@ -464,9 +482,24 @@ absl::Status RunApplyTuning(const GlobalOptions& g, const CommandOptions& o) {
   return absl::OkStatus();
 }
 
+// Comma-separated (spaces around the commas allowed), or whitespace-separated when the
+// text has no comma. An empty field between commas is an error, not skipped: "0.1,,0.3"
+// would otherwise shift every later coordinate.
 absl::StatusOr<std::vector<float>> ParseVector(const std::string& text) {
+  std::vector<std::string> parts;
+  if (absl::StrContains(text, ',')) {
+    parts = absl::StrSplit(text, ',');
+  } else {
+    parts = absl::StrSplit(text, absl::ByAnyChar(" \t\n"), absl::SkipEmpty());
+  }
   std::vector<float> values;
-  for (absl::string_view part : absl::StrSplit(text, absl::ByAnyChar(", \t\n"), absl::SkipEmpty())) {
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const absl::string_view part = absl::StripAsciiWhitespace(parts[i]);
+    if (part.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--vector: value ", i + 1, " of ", parts.size(),
+          " is empty; expected e.g. \"0.1,0.2,0.3\""));
+    }
     float value;
     if (!absl::SimpleAtof(part, &value)) {
       return absl::InvalidArgumentError(

@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <random>
 #include <sstream>
 #include <string>
@@ -408,6 +409,30 @@ TEST_F(CliTest, BenchAndLoadRefuseValuesThatWouldMisleadOrCrash) {
   EXPECT_THAT(r.out, HasSubstr("vectors=60 "));  // nothing was written by the refusals
 }
 
+// load --create whose load fails leaves no half-loaded index behind.
+TEST_F(CliTest, FailedLoadWithCreateDeletesTheIndexItCreated) {
+  std::vector<std::vector<float>> rows(30, std::vector<float>(4, 1.0f));
+  for (int r = 0; r < 30; ++r) rows[r][0] = static_cast<float>(r);
+  rows[25][2] = std::numeric_limits<float>::quiet_NaN();  // in the third message of 10
+  const std::string path = (dir_ / "nan.fvecs").string();
+  testing::WriteBytes(path, testing::VecsBytes<float>(rows));
+  RunResult r = Nestor({"load", "half", path, "--create", "--batch", "10"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("INVALID_ARGUMENT"));
+  EXPECT_THAT(r.err, HasSubstr("not finite"));
+  EXPECT_THAT(r.err, HasSubstr("index 'half', created by this command, was deleted again"));
+  r = Nestor({"stats", "half"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("NOT_FOUND"));
+  // Without --create the index is the user's: the messages before the bad one stay.
+  ASSERT_EQ(Nestor({"create", "mine", "--dimension", "4"}).exit_code, 0);
+  r = Nestor({"load", "mine", path, "--batch", "10"});
+  EXPECT_EQ(r.exit_code, 1);
+  r = Nestor({"stats", "mine"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("vectors=20 "));
+}
+
 TEST_F(CliTest, LoadingAFileOfTheWrongDimensionFailsWithInvalidArgument) {
   const std::string wrong = WriteFvecs("wrong.fvecs", 20, 5, 4);
   RunResult r = Nestor({"create", "vecs", "--dimension", "8"});
@@ -687,6 +712,13 @@ TEST_F(CliTest, ErrorsNameTheirCodeAndExitNonZero) {
   r = Nestor({"search", "dup", "--vector", "1,2,x"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, HasSubstr("INVALID_ARGUMENT"));
+  // An empty field is refused, not skipped (which shifted the coordinates after it).
+  r = Nestor({"search", "dup", "--vector", "1,,2,3"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("INVALID_ARGUMENT: --vector: value 2 of 4 is empty"));
+  // Spaces around commas, or spaces alone, separate values too.
+  EXPECT_EQ(Nestor({"search", "dup", "--vector", "1, 2, 3, 4"}).exit_code, 0);
+  EXPECT_EQ(Nestor({"search", "dup", "--vector", "1 2 3 4"}).exit_code, 0);
 
   r = Nestor({"--server", "127.0.0.1:1", "stats"}, /*with_server_flag=*/false);
   EXPECT_EQ(r.exit_code, 1);
