@@ -1171,6 +1171,8 @@ absl::StatusOr<std::unique_ptr<PartitionedIndex>> PartitionedIndex::Deserialize(
     RETURN_IF_ERROR(reader.GetArray(centroids.data(), floats));
     index->SetCentroids(std::move(centroids), /*normalize=*/false);  // as saved
     index->partitions_.clear();
+    index->partitions_.shrink_to_fit();
+    index->partitions_.reserve(blocks);
     for (uint32_t b = 0; b < blocks; ++b) {
       index->partitions_.emplace_back(d, VectorRows::PaddedStride(d));
     }
@@ -1216,10 +1218,15 @@ absl::StatusOr<std::unique_ptr<PartitionedIndex>> PartitionedIndex::Deserialize(
     RETURN_IF_ERROR(reader.CheckAvailable(count, sizeof(DatapointId) + d * sizeof(float)));
     std::vector<DatapointId> ids(count);
     RETURN_IF_ERROR(reader.GetArray(ids.data(), count));
+    // Everything a partition holds is sized for its count up front, as Build sizes it,
+    // so a loaded index holds (and reports) the memory of the one that was saved.
     index->partitions_[b].Reserve(count);
     if (!index->codes_.empty()) {
       index->codes_[b].Reserve(count);
       for (CodeRows& block : index->shortlist_codes_[b]) block.Reserve(count);
+    }
+    if (b < index->prefix_norms_.size()) {
+      for (auto& norms : index->prefix_norms_[b]) norms.reserve(count);
     }
     for (uint64_t r = 0; r < count; ++r) {
       RETURN_IF_ERROR(reader.GetArray(vector.data(), d));

@@ -64,6 +64,10 @@ void VectorRows::Relocate(const std::shared_ptr<RowArena>& arena) {
   owner_ = arena;
   data_ = static_cast<float*>(piece);
   capacity_ = size();
+  // Laid out for good: no slack in the per-row arrays either (a loaded index then holds
+  // what the built one did).
+  ids_.shrink_to_fit();
+  norms_.shrink_to_fit();
 }
 
 size_t VectorRows::Append(DatapointId id, const float* vector) {
