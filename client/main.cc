@@ -587,15 +587,26 @@ absl::Status RunSearch(const GlobalOptions& g, const CommandOptions& o) {
                                             " result lists for 1 query"));
   }
   const auto& neighbors = response.nearest_neighbors(0).neighbors();
+  // The proto's `distance` is the metric's own score: name it (for inner product and
+  // cosine a larger score is nearer).
+  ASSIGN_OR_RETURN(v1::IndexInfo info, client->GetIndex(o.name));
+  const char* score = info.config().metric() == v1::METRIC_INNER_PRODUCT ? "inner_product"
+                      : info.config().metric() == v1::METRIC_COSINE      ? "cosine_similarity"
+                                                                          : "squared_l2";
   if (o.json_output) {
     json out = json::array();
     for (const auto& n : neighbors) {
       out.push_back({{"id", n.datapoint().datapoint_id()}, {"distance", n.distance()}});
     }
-    std::printf("%s\n", json{{"index", o.name}, {"latency_ms", ms}, {"neighbors", out}}.dump(2).c_str());
+    std::printf("%s\n", json{{"index", o.name},
+                             {"latency_ms", ms},
+                             {"score", score},
+                             {"neighbors", out}}
+                             .dump(2)
+                             .c_str());
     return absl::OkStatus();
   }
-  std::printf("rank\tid\tdistance\n");
+  std::printf("rank\tid\t%s\n", score);
   for (int i = 0; i < neighbors.size(); ++i) {
     std::printf("%d\t%llu\t%.6g\n", i + 1,
                 static_cast<unsigned long long>(neighbors[i].datapoint().datapoint_id()),

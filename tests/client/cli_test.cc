@@ -218,10 +218,12 @@ TEST_F(CliTest, CreateLoadBuildSearchStatsBench) {
   ASSERT_EQ(search["neighbors"].size(), 5u);
   EXPECT_EQ(search["neighbors"][0]["id"], 3);
   EXPECT_FLOAT_EQ(search["neighbors"][0]["distance"].get<float>(), 0.0f);
+  EXPECT_EQ(search["score"], "squared_l2");  // what `distance` holds for this metric
 
   r = Nestor({"search", "vecs", "--vector", "0,0,0,0,0,0,0,0", "-k", "3"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("3 neighbours"));
+  EXPECT_THAT(r.out, StartsWith("rank\tid\tsquared_l2\n"));
 
   r = Nestor({"stats", "vecs", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -330,6 +332,10 @@ TEST_F(CliTest, LoadWithCreateMakesAnExactIndexWithRecallOne) {
   r = Nestor({"bench", "flat", "--queries", base, "--limit", "25", "--base", base});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(LastLine(r.out), StartsWith("recall@10=1.0000 qps="));
+  // A row is its own nearest neighbour at cosine similarity 1, printed under that name.
+  r = Nestor({"search", "flat", "--queries", base, "--row", "7", "-k", "2"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, StartsWith("rank\tid\tcosine_similarity\n1\t7\t1\n"));
 }
 
 // Settings the server refuses fail on a first request, before the exact ground truth is
