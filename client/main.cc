@@ -948,6 +948,18 @@ int ReportError(const std::string& command, const absl::Status& status,
     std::fprintf(stderr, "  (run `nestor build NAME` first)\n");
   }
   if (status.code() == absl::StatusCode::kResourceExhausted &&
+      status.message().find("max_batch_size") != absl::string_view::npos) {
+    std::fprintf(stderr,
+                 "  (a server limit: lower --batch, or start nestor-server with a larger "
+                 "--max_batch_size)\n");
+  }
+  if (status.code() == absl::StatusCode::kResourceExhausted &&
+      status.message().find("max_neighbor_count") != absl::string_view::npos) {
+    std::fprintf(stderr,
+                 "  (a server limit: lower -k, or start nestor-server with a larger "
+                 "--max_neighbor_count)\n");
+  }
+  if (status.code() == absl::StatusCode::kResourceExhausted &&
       status.message().find("Threadpool") != absl::string_view::npos) {
     std::fprintf(stderr,
                  "  (more requests in flight than the server's --grpc_threads: lower "

@@ -350,6 +350,8 @@ TEST_F(CliTest, BenchRefusesBadSettingsBeforeComputingGroundTruth) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, HasSubstr("RESOURCE_EXHAUSTED"));
   EXPECT_THAT(r.err, HasSubstr("got 2000"));
+  EXPECT_THAT(r.err, HasSubstr("(a server limit: lower -k, or start nestor-server with a "
+                               "larger --max_neighbor_count)"));
   EXPECT_THAT(r.out, Not(HasSubstr("exact ground truth")));
 
   r = Nestor({"bench", "early", "--queries", queries, "--base", base, "--limit", "-1"});
