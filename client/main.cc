@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -249,27 +250,35 @@ EffectiveSettings Effective(const v1::IndexInfo& info, int partitions_to_search,
   return e;
 }
 
+// A partitioned index's query defaults as a query leaving them unset gets them:
+// "partitions_to_search=P reorder_k=R [shortlist_dim=D shortlist_size=S] [(tuned)]".
+std::string DescribeQueryDefaults(const v1::IndexInfo& info) {
+  const v1::IndexConfig& c = info.config();
+  const EffectiveSettings e = Effective(info, 0, 0, 10);
+  std::string text = absl::StrCat("partitions_to_search=", e.partitions_to_search);
+  if (info.code_type() == "int8") {
+    absl::StrAppend(&text, " reorder_k=",
+                    info.tuned_reorder_k() > 0 || c.default_reorder_k() > 0
+                        ? absl::StrCat(e.reorder_k)
+                        : std::string("4k"));
+  }
+  if (info.tuned_shortlist_dim() > 0) {
+    absl::StrAppend(&text, " shortlist_dim=", info.tuned_shortlist_dim(),
+                    " shortlist_size=", info.tuned_shortlist_size());
+  }
+  if (info.tuned_partitions_to_search() > 0 || info.tuned_reorder_k() > 0 ||
+      info.tuned_shortlist_dim() > 0) {
+    absl::StrAppend(&text, " (tuned)");
+  }
+  return text;
+}
+
 std::string DescribeIndex(const v1::IndexInfo& info) {
   const v1::IndexConfig& c = info.config();
   std::string partitions;
   if (c.num_partitions() > 0) {
-    const EffectiveSettings e = Effective(info, 0, 0, 10);
-    partitions = absl::StrCat(" num_partitions=", c.num_partitions(),
-                              " partitions_to_search=", e.partitions_to_search);
-    if (info.code_type() == "int8") {
-      absl::StrAppend(&partitions, " reorder_k=",
-                      info.tuned_reorder_k() > 0 || c.default_reorder_k() > 0
-                          ? absl::StrCat(e.reorder_k)
-                          : std::string("4k"));
-    }
-    if (info.tuned_shortlist_dim() > 0) {
-      absl::StrAppend(&partitions, " shortlist_dim=", info.tuned_shortlist_dim(),
-                      " shortlist_size=", info.tuned_shortlist_size());
-    }
-    if (info.tuned_partitions_to_search() > 0 || info.tuned_reorder_k() > 0 ||
-        info.tuned_shortlist_dim() > 0) {
-      absl::StrAppend(&partitions, " (tuned)");
-    }
+    partitions = absl::StrCat(" num_partitions=", c.num_partitions(), " ",
+                              DescribeQueryDefaults(info));
     if (c.matryoshka_dims_size() > 0) {
       absl::StrAppend(&partitions, " matryoshka_dims=", absl::StrJoin(c.matryoshka_dims(), ","));
     }
@@ -464,21 +473,11 @@ absl::Status RunRemove(const GlobalOptions& g, const CommandOptions& o) {
 absl::Status RunApplyTuning(const GlobalOptions& g, const CommandOptions& o) {
   ASSIGN_OR_RETURN(v1::TuningResult result, ReadTuningResult(o.file));
   ASSIGN_OR_RETURN(auto client, Connect(g));
-  ASSIGN_OR_RETURN(v1::ApplyTuningResponse r, client->ApplyTuning(o.name, result));
-  auto describe = [](uint32_t partitions, uint32_t reorder, uint32_t shortlist_dim,
-                     uint32_t shortlist_size) {
-    if (partitions == 0 && reorder == 0 && shortlist_dim == 0) return std::string("untuned");
-    std::string text = absl::StrCat("partitions_to_search=", partitions, " reorder_k=", reorder);
-    if (shortlist_dim > 0) {
-      absl::StrAppend(&text, " shortlist_dim=", shortlist_dim, " shortlist_size=", shortlist_size);
-    }
-    return text;
-  };
-  std::printf("'%s' query defaults: %s (was %s)\n", o.name.c_str(),
-              describe(r.partitions_to_search(), r.reorder_k(), r.shortlist_dim(),
-                       r.shortlist_size()).c_str(),
-              describe(r.previous_partitions_to_search(), r.previous_reorder_k(),
-                       r.previous_shortlist_dim(), r.previous_shortlist_size()).c_str());
+  ASSIGN_OR_RETURN(v1::IndexInfo before, client->GetIndex(o.name));
+  RETURN_IF_ERROR(client->ApplyTuning(o.name, result).status());
+  ASSIGN_OR_RETURN(v1::IndexInfo after, client->GetIndex(o.name));
+  std::printf("'%s' query defaults: %s (were %s)\n", o.name.c_str(),
+              DescribeQueryDefaults(after).c_str(), DescribeQueryDefaults(before).c_str());
   return absl::OkStatus();
 }
 
@@ -501,6 +500,12 @@ absl::StatusOr<std::vector<float>> ParseVector(const std::string& text) {
           " is empty; expected e.g. \"0.1,0.2,0.3\""));
     }
     float value;
+    if (absl::SimpleAtof(part, &value) && !std::isfinite(value) &&
+        !absl::StrContains(absl::AsciiStrToLower(part), "inf") &&
+        !absl::StrContains(absl::AsciiStrToLower(part), "nan")) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--vector: value ", i + 1, " '", part, "' is out of the float range (about 3.4e38)"));
+    }
     if (!absl::SimpleAtof(part, &value)) {
       return absl::InvalidArgumentError(
           absl::StrCat("--vector: '", part, "' is not a number; expected e.g. \"0.1,0.2,0.3\""));
@@ -641,6 +646,10 @@ absl::Status RunBench(const GlobalOptions& g, const CommandOptions& o) {
   if (o.base.empty() && o.base_limit != 0) {
     return absl::InvalidArgumentError(
         "--base_limit limits the rows read from --base; it has no effect without --base");
+  }
+  if (o.base.empty() && o.id_offset != 0) {
+    return absl::InvalidArgumentError(
+        "--id_offset maps --base rows to ids; it has no effect without --base");
   }
   if (o.server_ground_truth && !o.metric.empty()) {
     return absl::InvalidArgumentError(

@@ -5,6 +5,7 @@
 #include <sstream>
 #include <system_error>
 
+#include <google/protobuf/io/tokenizer.h>
 #include <google/protobuf/text_format.h>
 #include <google/protobuf/util/json_util.h>
 
@@ -38,9 +39,24 @@ absl::StatusOr<v1::TuningResult> ReadTuningResult(const std::string& path) {
       return absl::InvalidArgumentError(absl::StrCat(
           "tuning result ", path, " is not a JSON TuningResult: ", status.ToString()));
     }
-  } else if (!google::protobuf::TextFormat::ParseFromString(text, &result)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("tuning result ", path, " is not a text-format TuningResult"));
+  } else {
+    // Keeps the parser's first complaint for the message instead of letting it log.
+    class FirstError : public google::protobuf::io::ErrorCollector {
+     public:
+      void AddError(int line, int column, const std::string& message) override {
+        if (first.empty()) {
+          first = absl::StrCat("line ", line + 1, " column ", column + 1, ": ", message);
+        }
+      }
+      std::string first;
+    };
+    FirstError error;
+    google::protobuf::TextFormat::Parser parser;
+    parser.RecordErrorsTo(&error);
+    if (!parser.ParseFromString(text, &result)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "tuning result ", path, " is not a text-format TuningResult (", error.first, ")"));
+    }
   }
   if (result.dimension() == 0) {
     // Every result nestor tune writes names the index shape it was tuned for.

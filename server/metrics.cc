@@ -112,11 +112,11 @@ void ServerMetrics::RecordPrefixQueries(const std::string& name, int prefix_dim,
         {{"index", name}, {"prefix_dim", std::to_string(prefix_dim)}});
   }
   counter->Increment(static_cast<double>(count));
-  if (exact) {
-    prometheus::Counter*& exact_counter = exact_counters_[name];
-    if (exact_counter == nullptr) exact_counter = &exact_queries_total_->Add({{"index", name}});
-    exact_counter->Increment(static_cast<double>(count));
-  }
+  // Present (at 0) from an index's first query, so that served = all - exact has a
+  // right-hand side for every index.
+  prometheus::Counter*& exact_counter = exact_counters_[name];
+  if (exact_counter == nullptr) exact_counter = &exact_queries_total_->Add({{"index", name}});
+  if (exact) exact_counter->Increment(static_cast<double>(count));
 }
 
 void ServerMetrics::UpdateIndex(const std::string& name, const IndexStats& stats) {

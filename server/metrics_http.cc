@@ -103,7 +103,9 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
     http->server_ = std::make_unique<CivetServer>(options);
   } catch (const std::exception& e) {
     return absl::UnavailableError(
-        absl::StrCat("cannot serve metrics on ", bind, ": ", e.what()));
+        absl::StrCat("cannot serve metrics on ", bind,
+                     ": is the port in use, or the address not one of this machine's? (civetweb: ",
+                     e.what(), ")"));
   }
   http->handler_ = std::make_unique<MetricsHandler>(std::move(registry));
   http->server_->addHandler("/", http->handler_.get());

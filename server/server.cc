@@ -86,7 +86,9 @@ absl::StatusOr<std::unique_ptr<NestorServer>> NestorServer::Create(
   server->grpc_server_ = builder.BuildAndStart();
   if (server->grpc_server_ == nullptr || server->grpc_port_ == 0) {
     server->grpc_server_.reset();
-    return absl::UnavailableError(absl::StrCat("cannot serve gRPC on ", address));
+    return absl::UnavailableError(absl::StrCat(
+        "cannot serve gRPC on ", address,
+        ": is the port in use, or the address not one of this machine's?"));
   }
   if (auto* health = server->grpc_server_->GetHealthCheckService()) {
     health->SetServingStatus(true);

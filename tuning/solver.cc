@@ -15,8 +15,8 @@ namespace {
 constexpr int kMaxBisections = 200;
 
 std::string Describe(const OperatingPoint& p) {
-  return absl::StrFormat("recall %.6f at %.6g s/query (partitions_to_search=%d, reorder_k=%d)",
-                         p.predicted_recall, p.predicted_seconds_per_query,
+  return absl::StrFormat("recall %.6f at %.4g us/query (partitions_to_search=%d, reorder_k=%d)",
+                         p.predicted_recall, 1e6 * p.predicted_seconds_per_query,
                          p.partitions_to_search, p.reorder_k);
 }
 
@@ -182,7 +182,8 @@ absl::StatusOr<TuningSolution> SolveMaxRecall(absl::Span<const OperatingPoint> c
   const OperatingPoint& cheapest = solution.pareto.front();
   if (cheapest.predicted_seconds_per_query > cost_budget_seconds) {
     return absl::OutOfRangeError(absl::StrFormat(
-        "cost budget %.6g s/query is below the cheapest candidate: %s", cost_budget_seconds,
+        "cost budget %.4g us/query is below the cheapest candidate: %s",
+        1e6 * cost_budget_seconds,
         Describe(cheapest)));
   }
 

@@ -400,6 +400,10 @@ TEST_F(CliTest, BenchAndLoadRefuseValuesThatWouldMisleadOrCrash) {
               "5"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, HasSubstr("--base_limit limits the rows read from --base"));
+  r = Nestor({"bench", "small", "--queries", queries, "--server_ground_truth", "--id_offset",
+              "5"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("--id_offset maps --base rows to ids"));
   // Ground truth over fewer rows than the index holds: it runs, with a warning.
   r = Nestor({"bench", "small", "--queries", queries, "--base", base, "--base_limit", "30"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -552,7 +556,7 @@ TEST_F(CliTest, ApplyTuningAndRemoveOnALiveIndex) {
   RunResult r = Nestor({"apply-tuning", "live", tuning});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("'live' query defaults: partitions_to_search=3 reorder_k=20 "
-                               "(was untuned)"));
+                               "(tuned) (were partitions_to_search=1 reorder_k=4k)"));
   r = Nestor({"stats", "live"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("partitions_to_search=3 reorder_k=20 (tuned)"));
@@ -721,6 +725,9 @@ TEST_F(CliTest, ErrorsNameTheirCodeAndExitNonZero) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, HasSubstr("INVALID_ARGUMENT"));
   // An empty field is refused, not skipped (which shifted the coordinates after it).
+  r = Nestor({"search", "dup", "--vector", "1,2,1e40,3"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("--vector: value 3 '1e40' is out of the float range"));
   r = Nestor({"search", "dup", "--vector", "1,,2,3"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.err, HasSubstr("INVALID_ARGUMENT: --vector: value 2 of 4 is empty"));

@@ -583,6 +583,11 @@ TEST_F(TuningServiceTest, ReadTuningResultNamesWhatTheFileIsNot) {
               StatusIs(absl::StatusCode::kInvalidArgument, shapeless + " has no dimension"));
   EXPECT_THAT(ReadTuningResult((data_dir_ / "missing").string()),
               StatusIs(absl::StatusCode::kNotFound));
+  const std::string garbage = (data_dir_ / "garbage.textproto").string();
+  std::ofstream(garbage) << "dimension: 16\nno_such_field: 3\n";
+  EXPECT_THAT(ReadTuningResult(garbage),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       garbage + " is not a text-format TuningResult (line 2 column"));
   const std::string good = (data_dir_ / "good.json").string();
   std::ofstream(good) << R"({"dimension": 16, "numPartitions": 32})";
   absl::StatusOr<v1::TuningResult> read = ReadTuningResult(good);
