@@ -1169,7 +1169,8 @@ int Main(int argc, char** argv) {
   // Listed for --help only; Main() hands `tune` to nestor-tune before parsing.
   app.add_subcommand("tune",
                      "Offline autotuner: runs nestor-tune (see `nestor tune --help`); writes a "
-                     "TuningResult for nestor-server --tuning_file NAME=PATH")
+                     "TuningResult for `nestor apply-tuning NAME FILE` or nestor-server --tuning_file "
+                     "NAME=PATH")
       ->allow_extras();
   auto* bench = app.add_subcommand(
       "bench",
