@@ -500,15 +500,16 @@ absl::StatusOr<std::vector<float>> ParseVector(const std::string& text) {
           " is empty; expected e.g. \"0.1,0.2,0.3\""));
     }
     float value;
-    if (absl::SimpleAtof(part, &value) && !std::isfinite(value) &&
-        !absl::StrContains(absl::AsciiStrToLower(part), "inf") &&
-        !absl::StrContains(absl::AsciiStrToLower(part), "nan")) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--vector: value ", i + 1, " '", part, "' is out of the float range (about 3.4e38)"));
-    }
     if (!absl::SimpleAtof(part, &value)) {
       return absl::InvalidArgumentError(
           absl::StrCat("--vector: '", part, "' is not a number; expected e.g. \"0.1,0.2,0.3\""));
+    }
+    // A finite literal that overflowed (1e40), not an explicit inf/nan the server refuses.
+    const std::string lower = absl::AsciiStrToLower(part);
+    if (!std::isfinite(value) && !absl::StrContains(lower, "inf") &&
+        !absl::StrContains(lower, "nan")) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--vector: value ", i + 1, " '", part, "' is out of the float range (about 3.4e38)"));
     }
     values.push_back(value);
   }
