@@ -195,6 +195,10 @@ absl::StatusOr<std::vector<std::vector<Neighbor>>> Index::Search(
         absl::StrCat("reorder_k must be in [0, ", kMaxCandidates, "] (0 = index default), got ",
                      params.reorder_k));
   }
+  if (params.max_codes < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_codes must be >= 0 (0 = no limit), got ", params.max_codes));
+  }
   if (params.shortlist_size > kMaxCandidates) {
     return absl::InvalidArgumentError(absl::StrCat(
         "shortlist_size must be <= ", kMaxCandidates, ", got ", params.shortlist_size));

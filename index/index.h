@@ -193,6 +193,15 @@ struct SearchParams {
   // usual and ignored. Cost: every vector, about size() * prefix_dim multiply-adds per
   // query. The exact index is exact anyway and ignores it.
   bool exact = false;
+  // Early stop of the partition scan (FAISS's IVFSearchParameters::max_codes): partitions
+  // are opened nearest first, and once those opened hold at least max_codes vectors no
+  // further one is opened; the nearest partition is always scanned, and
+  // partitions_to_search still caps how many are. A query whose nearest partitions are
+  // large so opens fewer of them than one whose nearest are small: a finer trade-off
+  // than partitions_to_search alone (what the autotuner uses it for). Unit: vectors
+  // (codes) per query; 0 = no limit; < 0 is INVALID_ARGUMENT. Ignored by the exact index
+  // and by exact search.
+  int64_t max_codes = 0;
   // Threads this call may use for a batch of queries, >= 1.
   int num_threads = 1;
   // Searches stop with DEADLINE_EXCEEDED after this time ...
@@ -206,12 +215,14 @@ struct SearchParams {
 // defaults (issue #5; server/tuned_defaults.h). Index::Save writes them and LoadIndex
 // reads them back; nothing in the engine reads them otherwise (a search uses its
 // SearchParams only). Each field names the SearchParams field it stands in for; 0 = unset,
-// and snapshots of format version < 4 (index/persistence.h) load with all four unset.
+// and snapshots of format version < 4 (index/persistence.h) load with all unset (< 5:
+// max_codes unset).
 struct SavedQueryDefaults {
   int partitions_to_search = 0;  // partitions
   int reorder_k = 0;             // vectors
   int shortlist_dim = 0;         // coordinates
   int shortlist_size = 0;        // vectors
+  int64_t max_codes = 0;         // vectors
   friend bool operator==(const SavedQueryDefaults&, const SavedQueryDefaults&) = default;
 };
 

@@ -32,6 +32,8 @@ constexpr size_t kMinGemmQueries = 4;
 // probes are inverted into per-partition query lists, so each probed partition is read
 // once per block. Bounds the per-block state (weights, candidate heaps) to a few MB.
 constexpr size_t kBatchBlock = 2048;
+// A probe slot left empty by a query's max_codes budget (ProbeBatch to SearchBatch).
+constexpr uint32_t kNotProbed = std::numeric_limits<uint32_t>::max();
 // Queries scored per multi-query kernel call (bounds the int32 score buffer).
 constexpr size_t kKernelQueries = 64;
 // Fewest queries the partition-major path gives a thread: smaller batches run on fewer
@@ -575,6 +577,18 @@ absl::StatusOr<std::vector<std::vector<Neighbor>>> PartitionedIndex::SearchImpl(
   return results;
 }
 
+int PartitionedIndex::PartitionsWithinBudget(const std::pair<float, uint32_t>* ranked,
+                                             int partitions_to_search,
+                                             int64_t max_codes) const {
+  if (max_codes <= 0) return partitions_to_search;
+  int64_t opened = 0;
+  for (int j = 0; j < partitions_to_search; ++j) {
+    if (j > 0 && opened >= max_codes) return j;
+    opened += static_cast<int64_t>(partitions_[ranked[j].second].size());
+  }
+  return partitions_to_search;
+}
+
 void PartitionedIndex::RankCentroids(const float* s, absl::Span<const float> centroid_norms,
                                      int partitions_to_search,
                                      std::vector<std::pair<float, uint32_t>>* ranked) const {
@@ -945,6 +959,8 @@ absl::Status PartitionedIndex::SearchOne(const float* q, const SearchParams& par
   ScoreCentroids(q, 1, std::min(options().routing_dim, p), scratch.dots.data());
   RankCentroids(scratch.dots.data(), centroid_norms, partitions_to_search, &scratch.ranked);
   const auto& ranked = scratch.ranked;
+  partitions_to_search = PartitionsWithinBudget(ranked.data(), partitions_to_search,
+                                                params.max_codes);
   // The scan of a few partitions is short: interruptions are checked once per query.
   if (uses_codes()) {
     *result = SearchOneInt8(q, params, absl::MakeConstSpan(ranked.data(), partitions_to_search));
@@ -994,9 +1010,11 @@ absl::Status PartitionedIndex::ProbeBatch(absl::Span<const float> queries, int p
     for (size_t i = 0; i < ng; ++i) {
       RankCentroids(scratch.dots.data() + i * num_partitions, centroid_norms,
                     partitions_to_search, &scratch.ranked);
-      for (size_t j = 0; j < to_search; ++j) {
-        probes[(g + i) * to_search + j] = scratch.ranked[j].second;
-      }
+      const size_t opened = static_cast<size_t>(PartitionsWithinBudget(
+          scratch.ranked.data(), partitions_to_search, params.max_codes));
+      uint32_t* row = probes + (g + i) * to_search;
+      for (size_t j = 0; j < opened; ++j) row[j] = scratch.ranked[j].second;
+      std::fill(row + opened, row + to_search, kNotProbed);
     }
   }
   return absl::OkStatus();
@@ -1028,15 +1046,18 @@ absl::Status PartitionedIndex::SearchBatch(absl::Span<const float> queries,
     // partition).
     auto& starts = scratch.members_begin;
     starts.assign(num_partitions + 1, 0);
-    for (size_t e = 0; e < nq * to_search; ++e) ++starts[block_probes[e] + 1];
+    // Probes past a query's max_codes budget are kNotProbed (ProbeBatch) and skipped.
+    for (size_t e = 0; e < nq * to_search; ++e) {
+      if (block_probes[e] != kNotProbed) ++starts[block_probes[e] + 1];
+    }
     for (size_t c = 0; c < num_partitions; ++c) starts[c + 1] += starts[c];
-    scratch.members.resize(nq * to_search);
+    scratch.members.resize(starts[num_partitions]);
     {
       std::vector<uint32_t> cursor(starts.begin(), starts.end() - 1);
       for (size_t i = 0; i < nq; ++i) {
         for (size_t j = 0; j < to_search; ++j) {
-          scratch.members[cursor[block_probes[i * to_search + j]]++] =
-              static_cast<uint32_t>(i);
+          const uint32_t c = block_probes[i * to_search + j];
+          if (c != kNotProbed) scratch.members[cursor[c]++] = static_cast<uint32_t>(i);
         }
       }
     }

@@ -290,6 +290,12 @@ class PartitionedIndex : public Index {
   std::vector<Neighbor> SearchOneInt8(const float* q, const SearchParams& params,
                                       absl::Span<const std::pair<float, uint32_t>> probes) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // How many of the first `partitions_to_search` entries of `ranked` (nearest first) a
+  // query opens under SearchParams::max_codes: the nearest always, then each next one
+  // while those opened hold fewer than max_codes vectors (all of them when max_codes is 0).
+  int PartitionsWithinBudget(const std::pair<float, uint32_t>* ranked,
+                             int partitions_to_search, int64_t max_codes) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
   // Ranks centroids by the query-centroid dot products `s` into `ranked`, nearest first
   // over its first `partitions_to_search` entries.
   void RankCentroids(const float* s, absl::Span<const float> centroid_norms,

@@ -9,6 +9,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "index/index_factory.h"
+#include "index/tuning_trace.h"
 #include "tests/index/test_util.h"
 #include "tests/testing/status_matchers.h"
 
@@ -110,6 +111,70 @@ TEST_P(BatchSearchTest, FullSearchBatchMatchesExactOracle) {
       EXPECT_NEAR(got[q][i].distance, truth[q][i].distance, 1e-4);
     }
   }
+}
+
+// SearchParams::max_codes: each query opens its nearest partitions while those opened hold
+// fewer than max_codes vectors (always the nearest, at most partitions_to_search). The
+// oracle takes every query's centroid ranking and partition sizes from ScanForTuning
+// (the search's own ranking), counts the partitions the rule opens, and searches that
+// query alone with exactly that partitions_to_search and no budget.
+TEST_P(BatchSearchTest, MaxCodesOpensPartitionsUntilTheBudgetIsMet) {
+  TuningScanLayout layout;
+  std::vector<std::vector<uint32_t>> orders;
+  ASSERT_THAT(ScanForTuning(*index_, queries_, kPartitions, &layout,
+                            [&](size_t, absl::Span<const uint32_t> order, absl::Span<float>) {
+                              orders.emplace_back(order.begin(), order.end());
+                              return absl::OkStatus();
+                            }),
+              IsOk());
+  ASSERT_EQ(orders.size(), kQueries);
+  std::vector<int64_t> sizes(kPartitions, 0);
+  for (uint32_t p : layout.partition_of) ++sizes[p];
+  const int64_t mean_size = static_cast<int64_t>(kRows / kPartitions);
+  for (int cap : {3, 8}) {
+    for (int64_t max_codes : std::vector<int64_t>{1, 2 * mean_size + 1, 5 * mean_size, int64_t{kRows}}) {
+      SearchParams params;
+      params.k = 10;
+      params.reorder_k = 20;
+      params.partitions_to_search = cap;
+      params.max_codes = max_codes;
+      std::vector<std::vector<Neighbor>> expected;
+      int fewest = cap, most = 0;
+      for (size_t q = 0; q < kQueries; ++q) {
+        int opened = 1;
+        int64_t codes = sizes[orders[q][0]];
+        while (opened < cap && codes < max_codes) codes += sizes[orders[q][opened++]];
+        fewest = std::min(fewest, opened);
+        most = std::max(most, opened);
+        SearchParams alone = params;
+        alone.max_codes = 0;
+        alone.partitions_to_search = opened;
+        const std::vector<float> one(queries_.begin() + q * kDim,
+                                     queries_.begin() + (q + 1) * kDim);
+        expected.push_back(MustSearch(*index_, one, alone)[0]);
+      }
+      if (max_codes == 1) EXPECT_EQ(most, 1);
+      if (max_codes == kRows) EXPECT_EQ(fewest, cap);
+      if (max_codes == 2 * mean_size + 1 && cap == 8) {
+        EXPECT_LT(fewest, most) << "the budget should open a different count per query";
+      }
+      EXPECT_EQ(OneByOne(*index_, queries_, params), expected)
+          << "cap=" << cap << " max_codes=" << max_codes;
+      for (int threads : {1, 2, 3}) {
+        params.num_threads = threads;
+        EXPECT_EQ(MustSearch(*index_, queries_, params), expected)
+            << "cap=" << cap << " max_codes=" << max_codes << " threads=" << threads;
+      }
+    }
+  }
+}
+
+TEST_P(BatchSearchTest, NegativeMaxCodesIsInvalidArgument) {
+  SearchParams params;
+  params.max_codes = -1;
+  EXPECT_THAT(index_->Search(queries_, params).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "max_codes must be >= 0 (0 = no limit), got -1"));
 }
 
 TEST_P(BatchSearchTest, BatchHonoursDeadlineAndCancellation) {
