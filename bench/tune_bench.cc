@@ -63,6 +63,7 @@ struct Choice {
   int reorder_k = 0;
   int shortlist_dim = 0;  // funnel (0 = off)
   int shortlist_size = 0;
+  int64_t max_codes = 0;  // budget (0 = none)
   int nprobe = 0;
   std::optional<double> predicted_recall;
   // Standard error of predicted_recall over the tuning queries (nestor-tuner only).
@@ -81,6 +82,11 @@ struct NestorBuild {
   // r_axis) and shortlist sizes; {0} and empty on fashion-mnist.
   std::vector<int> s_dims = {0};
   std::vector<int> s_axis;
+  // Budget space (SearchParams::max_codes, full-dimension scan): caps P x
+  // MaxCodesAxis(P, mean_partition_size, budget_steps) x budget_r; empty steps: none.
+  std::vector<int> budget_p, budget_r;
+  std::vector<double> budget_steps;
+  double mean_partition_size = 0;
 };
 
 // One grid point measured on the held-out queries.
@@ -90,6 +96,7 @@ struct GridPoint {
   int reorder_k = 0;
   int shortlist_dim = 0;
   int shortlist_size = 0;
+  int64_t max_codes = 0;
   Measured m;
 };
 
@@ -141,22 +148,24 @@ std::unique_ptr<Index> BuildIndex(const client::FloatMatrix& base, const IndexOp
 
 // The standard error of the recall@k the tuner predicts for (p, r) or the funnel (p, sd,
 // ss): the standard deviation of the per-query recall over the tuning queries divided by
-// the square root of their number, from the same kind of trace the tuner predicts with.
+// the square root of their number, from the same kind of trace the tuner predicts with
+// (max_codes > 0: each query opens QueryTrace::PartitionsOpened(p, max_codes)).
 // It is the sampling error of the tuning sample: unseen queries' recall differs from the
 // prediction by about this much (1,000 queries at recall 0.95: about 0.003).
 absl::StatusOr<double> PredictedRecallStdErr(const Index& index, absl::Span<const float> tq,
                                              absl::Span<const DatapointId> truth, int k,
                                              absl::Span<const DatapointId> self_ids, int p,
-                                             int r, int sd, int ss) {
+                                             int r, int sd, int ss, int64_t max_codes) {
   absl::StatusOr<tuning::Trace> trace =
       tuning::BuildIndexTrace(index, tq, truth, k, p, self_ids, sd);
   if (!trace.ok()) return trace.status();
   const uint32_t candidates = static_cast<uint32_t>(std::max(sd > 0 ? ss : r, k));
   double sum = 0, sum_squares = 0;
   for (const tuning::QueryTrace& q : trace->queries) {
+    const int opened = q.PartitionsOpened(p, max_codes);
     int found = 0;
     for (const tuning::NeighborTrace& n : q.neighbors) {
-      found += n.reachable_at(p) && n.CodeRank(p) < candidates;
+      found += n.reachable_at(opened) && n.CodeRank(opened) < candidates;
     }
     const double recall = static_cast<double>(found) / k;
     sum += recall;
@@ -256,6 +265,7 @@ int RunTuneBench(int argc, char** argv) {
   int routing_dim = 64;
   std::vector<int> shortlist_dims = {32, 64, 128};
   std::vector<int> shortlist_sizes = {20, 40, 80, 160};
+  bool budgets = true;
   app.add_option("--mode", mode, "tune")->check(CLI::IsMember({"tune"}));
   app.add_option("--dataset", dataset,
                  "fashion-mnist, or fashion-mnist-pca (PCA rotation learned on the train set "
@@ -281,6 +291,10 @@ int RunTuneBench(int argc, char** argv) {
                  "fashion-mnist-pca: funnel shortlist sizes in the space")
       ->delimiter(',')
       ->capture_default_str();
+  bool no_budgets = false;
+  app.add_flag("--no_max_codes", no_budgets,
+               "fashion-mnist: leave the max_codes budget points out of the space (tuner and "
+               "grid alike; they are never in the fashion-mnist-pca space)");
   app.add_option("--queries", num_queries, "held-out test queries (first N of 10,000)")
       ->check(CLI::Range(int64_t{1}, int64_t{10000}))
       ->capture_default_str();
@@ -315,6 +329,7 @@ int RunTuneBench(int argc, char** argv) {
     const int rc = app.exit(e);
     return rc == 0 ? 0 : 2;
   }
+  budgets = !no_budgets;
   constexpr int k = 10;
 
   // --------------------------------------------------------------------------- data
@@ -433,7 +448,23 @@ int RunTuneBench(int argc, char** argv) {
       for (int sd : shortlist_dims) b.s_dims.push_back(sd);
       b.s_axis = shortlist_sizes;
     }
-    size_t points = b.p_axis.size() * b.r_axis.size();
+    b.mean_partition_size =
+        static_cast<double>(b.index->stats().vector_count) / num_partitions;
+    if (!pca && budgets) {
+      // Budgets with the caps that matter for recall 0.90-0.99 here (P <= 16), at the two
+      // smallest reorder depths, to keep the exhaustive grid within about 1.5x its time.
+      for (int p : b.p_axis) {
+        if (p >= 2 && p <= 16) b.budget_p.push_back(p);
+      }
+      b.budget_r = {b.r_axis[0], b.r_axis[std::min<size_t>(2, b.r_axis.size() - 1)]};
+      b.budget_steps = tuning::DefaultMaxCodesSteps();
+    }
+    size_t budget_points = 0;
+    for (int p : b.budget_p) {
+      budget_points += tuning::MaxCodesAxis(p, b.mean_partition_size, b.budget_steps).size() *
+                       b.budget_r.size();
+    }
+    size_t points = b.p_axis.size() * b.r_axis.size() + budget_points;
     for (int sd : b.s_dims) points += sd > 0 ? b.p_axis.size() * b.s_axis.size() : 0;
     std::printf("nestor int8 P=%d%s: built in %.1f s; space partitions_to_search {%s} x "
                 "(reorder_k {%s}%s) = %zu points%s\n",
@@ -445,10 +476,20 @@ int RunTuneBench(int argc, char** argv) {
                                       absl::StrJoin(b.s_axis, ",")).c_str()
                     : "",
                 points, pca ? " (grid capped: fewer P and reorder_k values)" : "");
+    if (budget_points > 0) {
+      std::printf("  of which %zu budget points: P {%s} x max_codes round((P + {%s}) x %.1f) "
+                  "x reorder_k {%s}\n",
+                  budget_points, absl::StrJoin(b.budget_p, ",").c_str(),
+                  absl::StrJoin(b.budget_steps, ",").c_str(), b.mean_partition_size,
+                  absl::StrJoin(b.budget_r, ",").c_str());
+    }
     builds.push_back(std::move(b));
   }
   std::fflush(stdout);
-  auto settings_of = [&](int build, int p, int r, int sd = 0, int ss = 0) {
+  auto settings_of = [&](int build, int p, int r, int sd = 0, int ss = 0, int64_t m = 0) {
+    if (m > 0) {
+      return absl::StrFormat("P=%d p=%d m=%d r=%d", builds[build].num_partitions, p, m, r);
+    }
     if (sd > 0) {
       return absl::StrFormat("P=%d p=%d f=%dx%d", builds[build].num_partitions, p, sd, ss);
     }
@@ -471,6 +512,9 @@ int RunTuneBench(int argc, char** argv) {
       options.reorder_k = builds[b].r_axis;
       options.shortlist_dims = builds[b].s_dims;
       options.shortlist_sizes = builds[b].s_axis;
+      options.max_codes_steps = builds[b].budget_steps;
+      options.max_codes_partitions = builds[b].budget_p;
+      options.max_codes_reorder_k = builds[b].budget_r;
       const auto start = Clock::now();
       auto result = tuning::Autotune(*builds[b].index, tq, tune_truth, options, self_ids);
       c.tuning_seconds += SecondsSince(start);
@@ -488,16 +532,17 @@ int RunTuneBench(int argc, char** argv) {
         c.reorder_k = chosen.reorder_k;
         c.shortlist_dim = chosen.shortlist_dim;
         c.shortlist_size = chosen.shortlist_size;
+        c.max_codes = chosen.max_codes;
         c.predicted_recall = chosen.predicted_recall;
       }
     }
     if (c.found) {
       c.settings = settings_of(c.build, c.partitions_to_search, c.reorder_k, c.shortlist_dim,
-                               c.shortlist_size);
+                               c.shortlist_size, c.max_codes);
       // Outside the tuner's time: a report of its sampling error, not part of tuning.
       auto se = PredictedRecallStdErr(*builds[c.build].index, tq, tune_truth, k, self_ids,
                                       c.partitions_to_search, c.reorder_k, c.shortlist_dim,
-                                      c.shortlist_size);
+                                      c.shortlist_size, c.max_codes);
       if (!se.ok()) {
         std::fprintf(stderr, "standard error: %s\n", se.status().ToString().c_str());
         return 1;
@@ -528,8 +573,23 @@ int RunTuneBench(int argc, char** argv) {
             std::fprintf(stderr, "grid: %s\n", m.status().ToString().c_str());
             return 1;
           }
-          grid.push_back({static_cast<int>(b), p, sd > 0 ? 0 : r, sd, sd > 0 ? r : 0,
+          grid.push_back({static_cast<int>(b), p, sd > 0 ? 0 : r, sd, sd > 0 ? r : 0, 0,
                           FromPoint(*m)});
+        }
+      }
+      if (std::find(builds[b].budget_p.begin(), builds[b].budget_p.end(), p) !=
+          builds[b].budget_p.end()) {
+        for (int64_t mc : tuning::MaxCodesAxis(p, builds[b].mean_partition_size,
+                                               builds[b].budget_steps)) {
+          for (int r : builds[b].budget_r) {
+            auto m = tuning::MeasureOperatingPoint(*builds[b].index, test->data, truth, k, p, r,
+                                                   0, {}, 0, 0, mc);
+            if (!m.ok()) {
+              std::fprintf(stderr, "grid: %s\n", m.status().ToString().c_str());
+              return 1;
+            }
+            grid.push_back({static_cast<int>(b), p, r, 0, 0, mc, FromPoint(*m)});
+          }
         }
       }
       std::printf("\rgrid: P=%d p=%d done (%zu points, %.0f s)", builds[b].num_partitions, p,
@@ -555,11 +615,12 @@ int RunTuneBench(int argc, char** argv) {
       c.reorder_k = g.reorder_k;
       c.shortlist_dim = g.shortlist_dim;
       c.shortlist_size = g.shortlist_size;
+      c.max_codes = g.max_codes;
       c.held_out = g.m;
     }
     if (c.found) {
       c.settings = settings_of(c.build, c.partitions_to_search, c.reorder_k, c.shortlist_dim,
-                               c.shortlist_size);
+                               c.shortlist_size, c.max_codes);
     } else {
       c.note = absl::StrFormat("no grid point reaches it (best %.4f)", best_recall);
     }
@@ -656,7 +717,8 @@ int RunTuneBench(int argc, char** argv) {
         for (Choice* c : both) {
           auto m = tuning::MeasureOperatingPoint(*builds[c->build].index, test->data, truth, k,
                                                  c->partitions_to_search, c->reorder_k, 0, {},
-                                                 c->shortlist_dim, c->shortlist_size);
+                                                 c->shortlist_dim, c->shortlist_size,
+                                                 c->max_codes);
           if (!m.ok()) {
             std::fprintf(stderr, "measure: %s\n", m.status().ToString().c_str());
             return 1;
@@ -760,6 +822,7 @@ int RunTuneBench(int argc, char** argv) {
         j["reorder_k"] = c.reorder_k;
         j["shortlist_dim"] = c.shortlist_dim;
         j["shortlist_size"] = c.shortlist_size;
+        j["max_codes"] = c.max_codes;
         j["dataset"] = dataset;
       } else {
         j["nlist"] = faiss_nlist;

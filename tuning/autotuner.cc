@@ -46,6 +46,14 @@ absl::Status CheckSelf(size_t num_queries, absl::Span<const DatapointId> self_id
   return absl::OkStatus();
 }
 
+absl::Status CheckReorderCandidate(int reorder_k) {
+  if (reorder_k < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_codes_reorder_k must be >= 1, got ", reorder_k));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<std::vector<DatapointId>> ExactNeighborIds(
@@ -134,7 +142,8 @@ absl::StatusOr<OperatingPoint> MeasureOperatingPoint(const Index& index,
                                                      int k, int partitions_to_search,
                                                      int reorder_k, int max_queries,
                                                      absl::Span<const DatapointId> self_ids,
-                                                     int shortlist_dim, int shortlist_size) {
+                                                     int shortlist_dim, int shortlist_size,
+                                                     int64_t max_codes) {
   RETURN_IF_ERROR(CheckQueries(index, queries, true_ids, k));
   RETURN_IF_ERROR(CheckSelf(queries.size() / index.dimension(), self_ids));
   const int extra = self_ids.empty() ? 0 : 1;
@@ -144,6 +153,7 @@ absl::StatusOr<OperatingPoint> MeasureOperatingPoint(const Index& index,
   SearchParams params;
   params.k = k + extra;
   params.partitions_to_search = partitions_to_search;
+  params.max_codes = max_codes;
   if (shortlist_dim > 0) {
     params.shortlist_dim = shortlist_dim;
     params.shortlist_size = std::max(shortlist_size, k) + extra;
@@ -175,6 +185,7 @@ absl::StatusOr<OperatingPoint> MeasureOperatingPoint(const Index& index,
   point.reorder_k = shortlist_dim > 0 ? 0 : reorder_k;
   point.shortlist_dim = shortlist_dim;
   point.shortlist_size = shortlist_dim > 0 ? shortlist_size : 0;
+  point.max_codes = max_codes;
   point.measured_recall = static_cast<double>(found) / (static_cast<double>(nq) * k);
   point.measured_qps = total > 0 ? static_cast<double>(nq) / total : 0.0;
   std::sort(latencies.begin(), latencies.end());
@@ -189,7 +200,8 @@ absl::StatusOr<OperatingPoint> MeasureOperatingPoint(const Index& index,
 
 bool SameSettings(const OperatingPoint& a, const OperatingPoint& b) {
   return a.partitions_to_search == b.partitions_to_search && a.reorder_k == b.reorder_k &&
-         a.shortlist_dim == b.shortlist_dim && a.shortlist_size == b.shortlist_size;
+         a.shortlist_dim == b.shortlist_dim && a.shortlist_size == b.shortlist_size &&
+         a.max_codes == b.max_codes;
 }
 
 std::string DescribeSettings(const OperatingPoint& p) {
@@ -197,7 +209,26 @@ std::string DescribeSettings(const OperatingPoint& p) {
     return absl::StrCat("P=", p.partitions_to_search, " funnel ", p.shortlist_dim, "d x ",
                         p.shortlist_size);
   }
+  if (p.max_codes > 0) {
+    return absl::StrCat("P=", p.partitions_to_search, " max_codes=", p.max_codes, " R=",
+                        p.reorder_k);
+  }
   return absl::StrCat("P=", p.partitions_to_search, " R=", p.reorder_k);
+}
+
+std::vector<double> DefaultMaxCodesSteps() { return {-1.0, -0.75, -0.5, -0.25, 0.0, 0.25, 0.5}; }
+
+std::vector<int64_t> MaxCodesAxis(int partitions_to_search, double mean_partition_size,
+                                  absl::Span<const double> steps) {
+  std::vector<int64_t> axis;
+  if (partitions_to_search < 2) return axis;
+  for (double s : steps) {
+    const int64_t m = std::llround((partitions_to_search + s) * mean_partition_size);
+    if (m >= 1) axis.push_back(m);
+  }
+  std::sort(axis.begin(), axis.end());
+  axis.erase(std::unique(axis.begin(), axis.end()), axis.end());
+  return axis;
 }
 
 std::vector<int> DefaultPartitionsAxis(int max_partitions) {
@@ -265,6 +296,13 @@ absl::StatusOr<AutotuneResult> Autotune(const Index& index, absl::Span<const flo
         num_partitions, ")"));
   }
   result.max_partitions = max_partitions;
+  for (int p : options.max_codes_partitions) {
+    if (p < 1 || p > max_partitions) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "max_codes_partitions must be in 1..", max_partitions, ", got ", p));
+    }
+  }
+  for (int r : options.max_codes_reorder_k) RETURN_IF_ERROR(CheckReorderCandidate(r));
 
   std::vector<int> dims = options.shortlist_dims;
   if (dims.empty()) dims = {0};
@@ -383,6 +421,29 @@ absl::StatusOr<AutotuneResult> Autotune(const Index& index, absl::Span<const flo
                                       std::move(cost_table)});
     }
   }
+  // Budget candidates (P, max_codes, R) on the full-dimension scan.
+  const size_t full = static_cast<size_t>(std::find(dims.begin(), dims.end(), 0) - dims.begin());
+  if (full < dims.size() && !options.max_codes_steps.empty()) {
+    const double mean_size = static_cast<double>(stats.vector_count) / num_partitions;
+    std::vector<int> budget_p = options.max_codes_partitions;
+    if (budget_p.empty()) budget_p = p_axis;
+    const std::vector<int>& budget_r =
+        options.max_codes_reorder_k.empty() ? r_axis : options.max_codes_reorder_k;
+    for (int p : budget_p) {
+      for (int64_t m : MaxCodesAxis(p, mean_size, options.max_codes_steps)) {
+        for (int r : budget_r) {
+          OperatingPoint c;
+          c.partitions_to_search = p;
+          c.reorder_k = r;
+          c.max_codes = m;
+          ASSIGN_OR_RETURN(c.predicted_recall, PredictRecall(traces[full], p, m, r));
+          ASSIGN_OR_RETURN(const CostFeatures f, ComputeCostFeatures(traces[full], p, r, m));
+          c.predicted_seconds_per_query = PredictSeconds(result.cost_fit.coefficients, f);
+          candidates.push_back(c);
+        }
+      }
+    }
+  }
   if (options.max_seconds_per_query > 0.0) {
     ASSIGN_OR_RETURN(result.solution,
                      SolveMaxRecall(candidates, options.max_seconds_per_query));
@@ -418,7 +479,7 @@ absl::StatusOr<AutotuneResult> Autotune(const Index& index, absl::Span<const flo
     ASSIGN_OR_RETURN(OperatingPoint m,
                      MeasureOperatingPoint(index, queries, true_ids, k, p.partitions_to_search,
                                            p.reorder_k, options.measure_queries, self_ids,
-                                           p.shortlist_dim, p.shortlist_size));
+                                           p.shortlist_dim, p.shortlist_size, p.max_codes));
     p.measured_recall = m.measured_recall;
     p.measured_qps = m.measured_qps;
     p.latency_p50 = m.latency_p50;

@@ -65,6 +65,7 @@ absl::StatusOr<Trace> BuildIndexTrace(const Index& index, absl::Span<const float
 // the first max_queries queries. `shortlist_dim` > 0 measures the funnel instead:
 // SearchParams.shortlist_dim / shortlist_size set, reorder_k ignored (left unset, so the
 // whole shortlist is re-scored exactly, as BuildIndexTrace's funnel trace models).
+// `max_codes` > 0 sets SearchParams::max_codes (partitions_to_search is then the cap).
 absl::StatusOr<OperatingPoint> MeasureOperatingPoint(const Index& index,
                                                      absl::Span<const float> queries,
                                                      absl::Span<const DatapointId> true_ids,
@@ -72,12 +73,13 @@ absl::StatusOr<OperatingPoint> MeasureOperatingPoint(const Index& index,
                                                      int reorder_k, int max_queries = 0,
                                                      absl::Span<const DatapointId> self_ids = {},
                                                      int shortlist_dim = 0,
-                                                     int shortlist_size = 0);
+                                                     int shortlist_size = 0,
+                                                     int64_t max_codes = 0);
 
 // True when a and b are the same search settings (P, reorder_k, shortlist_dim,
-// shortlist_size).
+// shortlist_size, max_codes).
 bool SameSettings(const OperatingPoint& a, const OperatingPoint& b);
-// "P=8 R=40" or "P=8 funnel 64d x 80" for reports.
+// "P=8 R=40", "P=9 max_codes=2196 R=10" or "P=8 funnel 64d x 80" for reports.
 std::string DescribeSettings(const OperatingPoint& point);
 
 // Candidate axes used when AutotuneOptions leaves them empty. Partitions: every value up
@@ -85,6 +87,14 @@ std::string DescribeSettings(const OperatingPoint& point);
 // from k to 50k (int8 codes) or just {k} (float codes, where reorder_k does nothing).
 std::vector<int> DefaultPartitionsAxis(int max_partitions);
 std::vector<int> DefaultReorderAxis(int k, bool uses_codes);
+// Budgets in units of the mean partition size, relative to P, tried with every P >= 2
+// when AutotuneOptions leaves max_codes_steps at its default: {-1, -0.75, ..., +0.5}.
+std::vector<double> DefaultMaxCodesSteps();
+// The max_codes candidates combined with partitions_to_search P (the cap): for each step
+// s, round((P + s) * mean_partition_size), keeping values >= 1, strictly increasing and
+// without duplicates. Empty for P < 2 (one partition is always opened).
+std::vector<int64_t> MaxCodesAxis(int partitions_to_search, double mean_partition_size,
+                                  absl::Span<const double> steps);
 // Trace depth used when AutotuneOptions.max_partitions is 0: min(num_partitions,
 // max(32, num_partitions / 4)).
 int DefaultMaxPartitions(int num_partitions);
@@ -105,6 +115,17 @@ struct AutotuneOptions {
   // Shortlist sizes tried with every shortlist_dim > 0 (strictly increasing, >= 1);
   // empty = the reorder_k axis.
   std::vector<int> shortlist_sizes;
+  // The budget knob (SearchParams::max_codes; FAISS's max_codes), a finer step than
+  // partitions_to_search: a query stops opening partitions once those opened hold the
+  // budget, so with cap P it opens P - 1 or P (or fewer) by the size of its nearest
+  // partitions. Candidates (P, max_codes, R) for P in max_codes_partitions (empty = every
+  // P >= 2 of the partitions axis), max_codes in MaxCodesAxis(P, num_vectors /
+  // num_partitions, max_codes_steps), R in max_codes_reorder_k (empty = the reorder
+  // axis), full-dimension scan only (never with a funnel). Empty max_codes_steps: no
+  // budget candidates.
+  std::vector<double> max_codes_steps = DefaultMaxCodesSteps();
+  std::vector<int> max_codes_partitions;
+  std::vector<int> max_codes_reorder_k;
   // Partitions ranked in the trace; 0 = DefaultMaxPartitions (or the largest
   // partitions_to_search given, if larger).
   int max_partitions = 0;

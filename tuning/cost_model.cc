@@ -51,10 +51,11 @@ bool Solve(std::array<std::array<double, kTerms>, kTerms>& a, std::array<double,
 }  // namespace
 
 absl::StatusOr<CostFeatures> ComputeCostFeatures(const Trace& trace, int partitions_to_search,
-                                                 int reorder_k) {
+                                                 int reorder_k, int64_t max_codes) {
   RETURN_IF_ERROR(internal::CheckShape(trace));
   ASSIGN_OR_RETURN(const int p, internal::EffectivePartitions(trace, partitions_to_search));
   RETURN_IF_ERROR(internal::CheckReorder(reorder_k));
+  RETURN_IF_ERROR(internal::CheckMaxCodes(max_codes));
   const uint64_t r = static_cast<uint64_t>(std::max(reorder_k, trace.k));
   uint64_t codes = 0;
   uint64_t reordered = 0;
@@ -64,8 +65,9 @@ absl::StatusOr<CostFeatures> ComputeCostFeatures(const Trace& trace, int partiti
           "malformed trace: expected ", trace.max_partitions + 1, " code prefix sums, got ",
           q.codes_before_rank.size()));
     }
-    codes += q.codes_before_rank[p];
-    reordered += std::min(r, q.codes_before_rank[p]);
+    const uint64_t scanned = q.codes_before_rank[q.PartitionsOpened(p, max_codes)];
+    codes += scanned;
+    reordered += std::min(r, scanned);
   }
   const double nq = static_cast<double>(trace.queries.size());
   const int code_dim = trace.shortlist_dim > 0 ? trace.shortlist_dim : trace.dimension;

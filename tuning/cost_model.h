@@ -19,6 +19,7 @@
 #ifndef NESTOR_TUNING_COST_MODEL_H_
 #define NESTOR_TUNING_COST_MODEL_H_
 
+#include <cstdint>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -47,8 +48,11 @@ struct CostFeatures {
 
 // Features of (partitions_to_search, reorder_k) from the trace. O(num_queries).
 // INVALID_ARGUMENT as PredictRecall (P or R < 1, P beyond max_partitions, no queries).
+// With max_codes > 0 (SearchParams::max_codes) each query scans the codes of the
+// QueryTrace::PartitionsOpened(P, max_codes) partitions it opens; INVALID_ARGUMENT when
+// max_codes < 0.
 absl::StatusOr<CostFeatures> ComputeCostFeatures(const Trace& trace, int partitions_to_search,
-                                                 int reorder_k);
+                                                 int reorder_k, int64_t max_codes = 0);
 
 // c0 + sum of coefficient * feature. Unit: seconds per query.
 double PredictSeconds(const CostCoefficients& coefficients, const CostFeatures& features);

@@ -59,6 +59,14 @@ absl::Status CheckReorder(int reorder_k) {
   return absl::OkStatus();
 }
 
+absl::Status CheckMaxCodes(int64_t max_codes) {
+  if (max_codes < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_codes must be >= 0 (0 = no budget), got ", max_codes));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CheckAxes(absl::Span<const int> partitions_to_search,
                        absl::Span<const int> reorder_k) {
   if (partitions_to_search.empty() || reorder_k.empty()) {

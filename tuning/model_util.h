@@ -2,6 +2,8 @@
 #ifndef NESTOR_TUNING_MODEL_UTIL_H_
 #define NESTOR_TUNING_MODEL_UTIL_H_
 
+#include <cstdint>
+
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
@@ -19,6 +21,9 @@ absl::StatusOr<int> EffectivePartitions(const Trace& trace, int partitions_to_se
 
 // INVALID_ARGUMENT when reorder_k < 1.
 absl::Status CheckReorder(int reorder_k);
+
+// INVALID_ARGUMENT when max_codes < 0 (0 = no budget).
+absl::Status CheckMaxCodes(int64_t max_codes);
 
 // INVALID_ARGUMENT unless both candidate lists are non-empty and strictly increasing.
 absl::Status CheckAxes(absl::Span<const int> partitions_to_search,

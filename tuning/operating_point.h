@@ -5,6 +5,7 @@
 #ifndef NESTOR_TUNING_OPERATING_POINT_H_
 #define NESTOR_TUNING_OPERATING_POINT_H_
 
+#include <cstdint>
 #include <optional>
 
 #include "absl/time/time.h"
@@ -21,6 +22,9 @@ struct OperatingPoint {
   int shortlist_dim = 0;
   int shortlist_size = 0;
   int prefix_dim = 0;
+  // Budget of codes per query (SearchParams::max_codes): partitions_to_search is then the
+  // cap. 0 = no budget.
+  int64_t max_codes = 0;
 
   // Model predictions (tuning/recall_model.h, tuning/cost_model.h). Recall@k in [0, 1];
   // seconds per query, single thread, one query at a time.

@@ -33,6 +33,23 @@ absl::StatusOr<double> PredictRecall(const Trace& trace, int partitions_to_searc
   return Ratio(found, trace);
 }
 
+absl::StatusOr<double> PredictRecall(const Trace& trace, int partitions_to_search,
+                                     int64_t max_codes, int reorder_k) {
+  RETURN_IF_ERROR(internal::CheckShape(trace));
+  ASSIGN_OR_RETURN(const int p, internal::EffectivePartitions(trace, partitions_to_search));
+  RETURN_IF_ERROR(internal::CheckReorder(reorder_k));
+  RETURN_IF_ERROR(internal::CheckMaxCodes(max_codes));
+  const uint32_t r = static_cast<uint32_t>(std::max(reorder_k, trace.k));
+  uint64_t found = 0;
+  for (const QueryTrace& q : trace.queries) {
+    const int opened = q.PartitionsOpened(p, max_codes);
+    for (const NeighborTrace& n : q.neighbors) {
+      found += n.reachable_at(opened) && n.CodeRank(opened) < r;
+    }
+  }
+  return Ratio(found, trace);
+}
+
 absl::StatusOr<GridTable> PredictRecallTable(const Trace& trace,
                                              absl::Span<const int> partitions_to_search,
                                              absl::Span<const int> reorder_k) {

@@ -16,6 +16,8 @@
 #ifndef NESTOR_TUNING_RECALL_MODEL_H_
 #define NESTOR_TUNING_RECALL_MODEL_H_
 
+#include <cstdint>
+
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "tuning/grid.h"
@@ -29,6 +31,14 @@ namespace nestor::tuning {
 // num_partitions) exceeds the trace's max_partitions (record a deeper trace).
 absl::StatusOr<double> PredictRecall(const Trace& trace, int partitions_to_search,
                                      int reorder_k);
+
+// The same with a budget of max_codes codes per query (SearchParams::max_codes; 0 = no
+// budget, equal to the call above): query q opens P_q = QueryTrace::PartitionsOpened(P,
+// max_codes) partitions, and its neighbour n counts as found iff reachable_at(P_q) and
+// CodeRank(P_q) < R. O(num_queries * k). Errors as above; max_codes < 0 is
+// INVALID_ARGUMENT.
+absl::StatusOr<double> PredictRecall(const Trace& trace, int partitions_to_search,
+                                     int64_t max_codes, int reorder_k);
 
 // Predicted recall@k over a whole grid in one pass: the returned table has the given
 // axes and value(i, j) == PredictRecall(trace, partitions_to_search[i], reorder_k[j])

@@ -81,6 +81,20 @@ struct QueryTrace {
   std::vector<uint64_t> codes_before_rank;
   // The exact top-k of the query, nearest first, exactly Trace::k entries.
   std::vector<NeighborTrace> neighbors;
+
+  // Partitions the query opens with partitions_to_search P and a budget of max_codes
+  // codes (SearchParams::max_codes, as FAISS's max_codes): the nearest always, then each
+  // next one while those opened hold fewer than max_codes vectors; P when max_codes is 0.
+  // Requires 1 <= P <= max_partitions.
+  int PartitionsOpened(int partitions_to_search, int64_t max_codes) const {
+    if (max_codes <= 0) return partitions_to_search;
+    int opened = 1;
+    while (opened < partitions_to_search &&
+           codes_before_rank[opened] < static_cast<uint64_t>(max_codes)) {
+      ++opened;
+    }
+    return opened;
+  }
 };
 
 // The recorded data of one code scan configuration over a set of tuning queries.

@@ -83,6 +83,94 @@ TEST_P(IndexTraceTest, PredictedRecallEqualsMeasuredRecallOnGrid) {
   EXPECT_GT(table->value(p_axis.size() - 1, r_axis.size() - 1), 0.99);
 }
 
+// The budget knob (SearchParams::max_codes): the recall predicted from the same trace,
+// each query opening QueryTrace::PartitionsOpened(P, max_codes) partitions, equals the
+// recall of real searches with that budget, for budgets below, between and above
+// partition boundaries (MaxCodesAxis) and the extremes 1 and "no effect".
+TEST_P(IndexTraceTest, PredictedRecallWithMaxCodesEqualsMeasuredRecall) {
+  const auto [metric, code_type] = GetParam();
+  Fixture f = Make(metric, code_type);
+  constexpr int kK = 10;
+  absl::StatusOr<Trace> trace = BuildIndexTrace(*f.index, f.queries, f.truth, kK, 0);
+  ASSERT_THAT(trace.status(), IsOk());
+  const double mean_size = static_cast<double>(f.index->size()) / 48;
+  int budget_changed_recall = 0;
+  for (int p : {3, 8, 13}) {
+    std::vector<int64_t> budgets = MaxCodesAxis(p, mean_size, DefaultMaxCodesSteps());
+    ASSERT_EQ(budgets.size(), DefaultMaxCodesSteps().size());
+    budgets.push_back(1);
+    budgets.push_back(static_cast<int64_t>(f.index->size()));
+    for (int64_t m : budgets) {
+      for (int r : {10, 40}) {
+        absl::StatusOr<double> predicted = PredictRecall(*trace, p, m, r);
+        ASSERT_THAT(predicted.status(), IsOk());
+        absl::StatusOr<OperatingPoint> measured =
+            MeasureOperatingPoint(*f.index, f.queries, f.truth, kK, p, r, 0, {}, 0, 0, m);
+        ASSERT_THAT(measured.status(), IsOk());
+        EXPECT_DOUBLE_EQ(*predicted, *measured->measured_recall)
+            << "P=" << p << " max_codes=" << m << " R=" << r;
+        EXPECT_EQ(measured->max_codes, m);
+        budget_changed_recall += *predicted != *PredictRecall(*trace, p, r);
+      }
+    }
+  }
+  // The budgets do change what is searched, so the equality above means something.
+  EXPECT_GT(budget_changed_recall, 10);
+  EXPECT_THAT(PredictRecall(*trace, 3, -1, 10),
+              StatusIs(absl::StatusCode::kInvalidArgument, "max_codes must be >= 0"));
+}
+
+TEST(MaxCodesAxisTest, StepsAroundThePartitionCapInMeanPartitionSizes) {
+  EXPECT_THAT(MaxCodesAxis(4, 10.0, {-1.0, -0.5, 0.0, 0.5}),
+              ::testing::ElementsAre(30, 35, 40, 45));
+  // Unsorted steps come out increasing; rounding duplicates and budgets below 1 go.
+  EXPECT_THAT(MaxCodesAxis(2, 0.4, {0.5, -1.9, 0.0, 0.2}), ::testing::ElementsAre(1));
+  EXPECT_THAT(MaxCodesAxis(3, 2.0, {0.5, -0.5}), ::testing::ElementsAre(5, 7));
+  // One partition is always opened: no budget can change P = 1.
+  EXPECT_TRUE(MaxCodesAxis(1, 10.0, {0.0, 0.5}).empty());
+  EXPECT_THAT(DefaultMaxCodesSteps(),
+              ::testing::ElementsAre(-1.0, -0.75, -0.5, -0.25, 0.0, 0.25, 0.5));
+}
+
+TEST(AutotunerTest, BudgetCandidatesOnlyWhenStepsAreGiven) {
+  Fixture f = Make(Metric::kL2, CodeType::kInt8);
+  AutotuneOptions options;
+  options.target_recall = 0.9;
+  options.calibration_queries = 30;
+  options.calibration_repeats = 1;
+  options.measure_points = 0;
+  options.partitions_to_search = {1, 2, 3, 4, 6, 8, 12};
+  options.reorder_k = {10, 20, 40};
+  options.max_codes_steps = {};
+  absl::StatusOr<AutotuneResult> without = Autotune(*f.index, f.queries, f.truth, options);
+  ASSERT_THAT(without.status(), IsOk());
+  for (const OperatingPoint& p : without->solution.pareto) EXPECT_EQ(p.max_codes, 0);
+  options.max_codes_steps = {-0.5, 0.0, 0.5};
+  options.max_codes_partitions = {4, 6};
+  options.max_codes_reorder_k = {10};
+  absl::StatusOr<AutotuneResult> with = Autotune(*f.index, f.queries, f.truth, options);
+  ASSERT_THAT(with.status(), IsOk());
+  // Budget points are on the Pareto set only as (P in {4, 6}, R = 10) with the axis's
+  // budgets, and the chosen one's measured recall is what the model predicted.
+  const double mean_size = static_cast<double>(f.index->size()) / 48;
+  int budget_points = 0;
+  for (const OperatingPoint& p : with->solution.pareto) {
+    if (p.max_codes == 0) continue;
+    ++budget_points;
+    EXPECT_THAT(p.partitions_to_search, ::testing::AnyOf(4, 6));
+    EXPECT_EQ(p.reorder_k, 10);
+    EXPECT_THAT(MaxCodesAxis(p.partitions_to_search, mean_size, {-0.5, 0.0, 0.5}),
+                ::testing::Contains(p.max_codes));
+  }
+  // The axis has no P = 5: budgets with cap 6 fill the gap between 4 and 6 partitions.
+  EXPECT_GE(budget_points, 1);
+  ASSERT_TRUE(with->chosen.measured_recall.has_value());
+  EXPECT_DOUBLE_EQ(*with->chosen.measured_recall, with->chosen.predicted_recall);
+  options.max_codes_partitions = {49};
+  EXPECT_THAT(Autotune(*f.index, f.queries, f.truth, options).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, "max_codes_partitions"));
+}
+
 INSTANTIATE_TEST_SUITE_P(
     MetricsAndCodes, IndexTraceTest,
     ::testing::Values(std::make_tuple(Metric::kL2, CodeType::kInt8),

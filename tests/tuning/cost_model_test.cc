@@ -47,6 +47,26 @@ TEST(CostModelTest, FeaturesComeFromTracePartitionSizes) {
   EXPECT_THAT(ComputeCostFeatures(trace, 1, 0), StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
+// With a budget of max_codes codes each query opens partitions, nearest first, until those
+// opened hold max_codes (sizes in rank order (5, 1, 2) and (2, 5, 1)).
+TEST(CostModelTest, MaxCodesStopsEachQueryAtItsBudget) {
+  const Trace trace = TwoQueryTrace();
+  // Budget 3: query 1 stops after its first partition (5), query 2 after two (2 + 5).
+  EXPECT_DOUBLE_EQ(ComputeCostFeatures(trace, 3, 2, 3)->codes_scanned, (5 + 7) / 2.0);
+  // Budget 6: query 1 opens two (5 + 1), query 2 two (7).
+  EXPECT_DOUBLE_EQ(ComputeCostFeatures(trace, 3, 2, 6)->codes_scanned, (6 + 7) / 2.0);
+  // Budget 8: both open all three (8 codes each), as without a budget; P still caps.
+  EXPECT_DOUBLE_EQ(ComputeCostFeatures(trace, 3, 2, 8)->codes_scanned,
+                   ComputeCostFeatures(trace, 3, 2)->codes_scanned);
+  EXPECT_DOUBLE_EQ(ComputeCostFeatures(trace, 2, 2, 100)->codes_scanned, (6 + 7) / 2.0);
+  // The nearest partition is always opened.
+  EXPECT_DOUBLE_EQ(ComputeCostFeatures(trace, 3, 2, 1)->codes_scanned, (5 + 2) / 2.0);
+  EXPECT_EQ(trace.queries[0].PartitionsOpened(3, 6), 2);
+  EXPECT_EQ(trace.queries[1].PartitionsOpened(3, 0), 3);
+  EXPECT_THAT(ComputeCostFeatures(trace, 3, 2, -1),
+              StatusIs(absl::StatusCode::kInvalidArgument, "max_codes must be >= 0"));
+}
+
 TEST(CostModelTest, ShortlistTraceScansCodesAtShortlistDimension) {
   const IvfSimulation sim = MakeIvfSimulation(4, 500, 16, 5, 8, 10);
   const CostFeatures full = *ComputeCostFeatures(TraceOf(sim), 3, 40);
