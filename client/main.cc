@@ -8,8 +8,9 @@
 //   nestor build NAME | stats [NAME] | save NAME | delete NAME
 //   nestor search NAME --vector "..." | --queries FILE [--row R] [--reorder_k R]
 //                      [--prefix_dim d] [--shortlist_dim s] [--shortlist_size n]
+//                      [--max_codes N]
 //   nestor bench NAME --queries FILE (--base FILE | --ground_truth FILE.ivecs)
-//                     [--batch B] [--concurrency C] [--reorder_k R]
+//                     [--batch B] [--concurrency C] [--reorder_k R] [--max_codes N]
 //
 // Every error prints "nestor: error: CODE_NAME: message" on stderr and exits 1.
 #include <unistd.h>
@@ -134,6 +135,7 @@ struct CommandOptions {
   int reorder_k = 0;
   int shortlist_dim = 0;
   int shortlist_size = 0;
+  int64_t max_codes = 0;
   bool exact = false;
   bool json_output = false;
   std::string base;
@@ -212,15 +214,18 @@ absl::StatusOr<v1::IndexConfig> MakeConfig(const CommandOptions& o, uint32_t dim
 // 4k), and reorder_k at least k; reorder_k is 0 for indexes without int8 codes. The tuned
 // funnel applies to a query at the full dimension that leaves shortlist_dim at 0;
 // shortlist_dim equal to the query's prefix dimension with shortlist_size 0 is funnel off.
+// The tuned max_codes applies only with the tuned partitions_to_search (a query leaving
+// both partitions_to_search and max_codes at 0).
 struct EffectiveSettings {
   int partitions_to_search = 0;
   int reorder_k = 0;
   int shortlist_dim = 0;   // 0 = funnel off
   int shortlist_size = 0;  // with the funnel: >= k
+  int64_t max_codes = 0;   // 0 = no limit
 };
 EffectiveSettings Effective(const v1::IndexInfo& info, int partitions_to_search, int reorder_k,
                             int k, int prefix_dim = 0, int shortlist_dim = 0,
-                            int shortlist_size = 0) {
+                            int shortlist_size = 0, int64_t max_codes = 0) {
   const v1::IndexConfig& c = info.config();
   EffectiveSettings e;
   if (c.num_partitions() == 0) return e;
@@ -229,6 +234,9 @@ EffectiveSettings Effective(const v1::IndexInfo& info, int partitions_to_search,
                 : c.default_partitions_to_search() > 0 ? c.default_partitions_to_search()
                                                         : std::max<int>(1, c.num_partitions() / 16);
   e.partitions_to_search = std::min<int>(p, c.num_partitions());
+  e.max_codes = max_codes > 0                ? max_codes
+                : partitions_to_search == 0 ? static_cast<int64_t>(info.tuned_max_codes())
+                                            : 0;
   const int dimension = static_cast<int>(c.dimension());
   const int prefix = prefix_dim > 0 ? prefix_dim : dimension;
   if (shortlist_dim == 0 && prefix == dimension && info.tuned_shortlist_dim() > 0) {
@@ -251,7 +259,8 @@ EffectiveSettings Effective(const v1::IndexInfo& info, int partitions_to_search,
 }
 
 // A partitioned index's query defaults as a query leaving them unset gets them:
-// "partitions_to_search=P reorder_k=R [shortlist_dim=D shortlist_size=S] [(tuned)]".
+// "partitions_to_search=P reorder_k=R [shortlist_dim=D shortlist_size=S] [max_codes=M]
+// [(tuned)]".
 std::string DescribeQueryDefaults(const v1::IndexInfo& info) {
   const v1::IndexConfig& c = info.config();
   const EffectiveSettings e = Effective(info, 0, 0, 10);
@@ -266,8 +275,9 @@ std::string DescribeQueryDefaults(const v1::IndexInfo& info) {
     absl::StrAppend(&text, " shortlist_dim=", info.tuned_shortlist_dim(),
                     " shortlist_size=", info.tuned_shortlist_size());
   }
+  if (info.tuned_max_codes() > 0) absl::StrAppend(&text, " max_codes=", info.tuned_max_codes());
   if (info.tuned_partitions_to_search() > 0 || info.tuned_reorder_k() > 0 ||
-      info.tuned_shortlist_dim() > 0) {
+      info.tuned_shortlist_dim() > 0 || info.tuned_max_codes() > 0) {
     absl::StrAppend(&text, " (tuned)");
   }
   return text;
@@ -316,6 +326,7 @@ json IndexToJson(const v1::IndexInfo& info) {
               {"tuned_reorder_k", info.tuned_reorder_k()},
               {"tuned_shortlist_dim", info.tuned_shortlist_dim()},
               {"tuned_shortlist_size", info.tuned_shortlist_size()},
+              {"tuned_max_codes", info.tuned_max_codes()},
               {"vector_count", info.vector_count()},
               {"built", info.built()},
               {"memory_bytes", info.memory_bytes()},
@@ -527,6 +538,7 @@ void AddQuery(const float* vector, int64_t dimension, const CommandOptions& o,
   query->set_reorder_k(o.reorder_k);
   query->set_shortlist_dim(o.shortlist_dim);
   query->set_shortlist_size(o.shortlist_size);
+  query->set_max_codes(o.max_codes);
   query->set_exact(o.exact);
 }
 
@@ -882,13 +894,13 @@ absl::Status RunBench(const GlobalOptions& g, const CommandOptions& o) {
   const v1::IndexConfig& c = info.config();
   const EffectiveSettings effective =
       Effective(info, o.partitions_to_search, o.reorder_k, o.k, o.prefix_dim, o.shortlist_dim,
-                o.shortlist_size);
+                o.shortlist_size, o.max_codes);
   const int effective_nprobe = effective.partitions_to_search;
   const bool int8_codes = effective.reorder_k > 0;
   const int effective_reorder_k = effective.reorder_k;
   std::printf(
       "index '%s': kind=%s code_type=%s simd_path=%s vectors=%llu num_partitions=%u "
-      "partitions_to_search=%d%s%s%s\n",
+      "partitions_to_search=%d%s%s%s%s\n",
       o.name.c_str(), info.kind().c_str(), info.code_type().c_str(), info.simd_path().c_str(),
       static_cast<unsigned long long>(info.vector_count()), c.num_partitions(),
       c.num_partitions() > 0 ? effective_nprobe : 0,
@@ -898,7 +910,8 @@ absl::Status RunBench(const GlobalOptions& g, const CommandOptions& o) {
           ? absl::StrCat(" shortlist_dim=", effective.shortlist_dim,
                          " shortlist_size=", effective.shortlist_size)
                 .c_str()
-          : "");
+          : "",
+      effective.max_codes > 0 ? absl::StrCat(" max_codes=", effective.max_codes).c_str() : "");
   std::printf("%lld queries, k=%d, batch=%lld, concurrency=%d: %lld requests in %.2f s%s\n",
               static_cast<long long>(queries.rows), o.k, static_cast<long long>(o.bench_batch),
               in_flight, static_cast<long long>(num_batches), wall_seconds,
@@ -919,6 +932,7 @@ absl::Status RunBench(const GlobalOptions& g, const CommandOptions& o) {
                 {"reorder_k", effective_reorder_k},
                 {"shortlist_dim", effective.shortlist_dim},
                 {"shortlist_size", effective.shortlist_size},
+                {"max_codes", effective.max_codes},
                 {"simd_path", info.simd_path()},
                 {"recall", recall},
                 {"qps", qps},
@@ -1152,6 +1166,13 @@ int Main(int argc, char** argv) {
                     "Funnel: candidates the shortlist keeps (>= k); 0 = the tuned size, "
                     "else 10 x k")
         ->capture_default_str();
+    cmd->add_option("--max_codes", o.max_codes,
+                    "Stop opening partitions (nearest first) once those opened hold N "
+                    "vectors; the nearest is always scanned, --partitions_to_search still "
+                    "caps. 0 = the index's tuned max_codes when --partitions_to_search is 0, "
+                    "else no limit (partitioned indexes only: checked, then ignored by an "
+                    "exact index)")
+        ->capture_default_str();
   };
   auto* search = app.add_subcommand("search", "Find the nearest neighbours of one vector");
   search->add_option("name", o.name, "Index name")->required();
@@ -1164,7 +1185,8 @@ int Main(int argc, char** argv) {
   add_query_options(search);
   search->add_flag("--exact", o.exact,
                    "Exact search: score every vector of the index at prefix_dim (brute "
-                   "force); partitions_to_search, reorder_k and the funnel are not used");
+                   "force); partitions_to_search, reorder_k, max_codes and the funnel are "
+                   "not used");
   search->add_flag("--json", o.json_output, "Print JSON");
 
   // Listed for --help only; Main() hands `tune` to nestor-tune before parsing.

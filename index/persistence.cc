@@ -138,6 +138,10 @@ absl::Status CheckSavedQueryDefaults(const SavedQueryDefaults& defaults) {
           "saved query default ", name, " must be >= 0 (0 = unset), got ", value));
     }
   }
+  if (defaults.max_codes < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "saved query default max_codes must be >= 0 (0 = unset), got ", defaults.max_codes));
+  }
   return absl::OkStatus();
 }
 
@@ -164,6 +168,7 @@ void WriteSnapshotHeader(const SnapshotHeader& header, ByteWriter& writer) {
   writer.Put<int32_t>(q.reorder_k);
   writer.Put<int32_t>(q.shortlist_dim);
   writer.Put<int32_t>(q.shortlist_size);
+  writer.Put<int64_t>(q.max_codes);
 }
 
 absl::StatusOr<SnapshotHeader> ReadSnapshotHeader(ByteReader& reader, uint32_t version) {
@@ -216,6 +221,7 @@ absl::StatusOr<SnapshotHeader> ReadSnapshotHeader(ByteReader& reader, uint32_t v
     RETURN_IF_ERROR(reader.Get(&q.reorder_k));
     RETURN_IF_ERROR(reader.Get(&q.shortlist_dim));
     RETURN_IF_ERROR(reader.Get(&q.shortlist_size));
+    if (version >= 5) RETURN_IF_ERROR(reader.Get(&q.max_codes));
     absl::Status valid = CheckSavedQueryDefaults(q);
     if (!valid.ok()) {
       return absl::DataLossError(absl::StrCat("snapshot is corrupt: ", valid.message()));

@@ -3,7 +3,7 @@
 // One file per snapshot, `<directory>/index.nestor`, little-endian:
 //
 //   magic            8 bytes  "NESTORIX"
-//   format_version   u32      kFormatVersion (4; versions 1 to 3 still load)
+//   format_version   u32      kFormatVersion (5; versions 1 to 4 still load)
 //   kind             u32      SnapshotKind
 //   dimension        i32      ┐
 //   metric           i32      │
@@ -23,6 +23,8 @@
 //   query defaults   i32 x 4  SavedQueryDefaults: partitions_to_search, reorder_k,
 //                             shortlist_dim, shortlist_size, each >= 0 (version >= 4;
 //                             older versions: all 0)
+//                    i64      SavedQueryDefaults::max_codes, >= 0 (version >= 5; older
+//                             versions: 0)
 //   body             kind-specific (ExactIndex / PartitionedIndex ::SerializeImpl)
 //   crc32            u32      zlib crc32 of every byte before it
 //
@@ -45,7 +47,7 @@
 namespace nestor {
 
 inline constexpr absl::string_view kSnapshotMagic = "NESTORIX";
-inline constexpr uint32_t kFormatVersion = 4;
+inline constexpr uint32_t kFormatVersion = 5;
 // Oldest version this build reads.
 inline constexpr uint32_t kMinFormatVersion = 1;
 inline constexpr absl::string_view kSnapshotFileName = "index.nestor";
@@ -61,7 +63,8 @@ struct SnapshotHeader {
   IndexOptions options;
   bool built = false;
   double build_seconds = 0.0;
-  // Stored for the index's owner (version >= 4); see SavedQueryDefaults.
+  // Stored for the index's owner (version >= 4; max_codes version >= 5); see
+  // SavedQueryDefaults.
   SavedQueryDefaults query_defaults;
 };
 

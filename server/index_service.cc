@@ -105,9 +105,13 @@ struct QuerySettings {
   int reorder_k = 0;
   int shortlist_dim = 0;
   int shortlist_size = 0;
+  int64_t max_codes = 0;
 };
 
-// Each setting the query leaves at 0 takes its tuned value. The tuned funnel applies only
+// Each setting the query leaves at 0 takes its tuned value. The tuned max_codes goes with
+// the tuned partitions_to_search: only a query that leaves both partitions_to_search and
+// max_codes at 0 gets it (one that sets its own partitions_to_search has no limit unless
+// it sets its own max_codes). The tuned funnel applies only
 // at the full dimension (prefix_dim 0 or `dimension`: it was tuned there) and only when
 // the query leaves shortlist_dim at 0; its shortlist_size is raised to k, as reorder_k is.
 // shortlist_dim equal to the query's prefix dimension with shortlist_size 0 is the opt-out:
@@ -119,6 +123,9 @@ QuerySettings ResolveQuerySettings(const v1::FindNeighborsRequest::Query& query,
   s.partitions_to_search = query.partitions_to_search() > 0 ? query.partitions_to_search()
                                                             : tuned.partitions_to_search;
   s.reorder_k = query.reorder_k() > 0 ? query.reorder_k() : tuned.reorder_k;
+  s.max_codes = query.max_codes() > 0                 ? query.max_codes()
+                : query.partitions_to_search() == 0 ? tuned.max_codes
+                                                    : 0;
   s.shortlist_dim = query.shortlist_dim();
   s.shortlist_size = query.shortlist_size();
   const int prefix_dim = query.prefix_dim() > 0 ? query.prefix_dim() : dimension;
@@ -147,9 +154,9 @@ absl::Status NameRow(const absl::Status& status, absl::string_view what,
 }
 
 // Settings that queries of one Index::Search call must share: k, partitions_to_search,
-// prefix_dim, reorder_k, shortlist_dim, shortlist_size, exact. A batch of identical
-// settings is one Search call.
-using QueryGroupKey = std::tuple<int, int, int, int, int, int, bool>;
+// prefix_dim, reorder_k, shortlist_dim, shortlist_size, max_codes, exact. A batch of
+// identical settings is one Search call.
+using QueryGroupKey = std::tuple<int, int, int, int, int, int, int64_t, bool>;
 
 }  // namespace
 
@@ -258,6 +265,7 @@ v1::IndexInfo MakeIndexInfo(const std::string& name, const Index& index,
   info.set_tuned_reorder_k(static_cast<uint32_t>(tuned.reorder_k));
   info.set_tuned_shortlist_dim(static_cast<uint32_t>(tuned.shortlist_dim));
   info.set_tuned_shortlist_size(static_cast<uint32_t>(tuned.shortlist_size));
+  info.set_tuned_max_codes(static_cast<uint64_t>(tuned.max_codes));
   return info;
 }
 
@@ -539,6 +547,11 @@ absl::Status IndexServiceImpl::DoFindNeighbors(grpc::ServerContext* context,
           "query ", i, ": reorder_k must be >= 0 (0 means the index default), got ",
           query.reorder_k()));
     }
+    if (query.max_codes() < 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "query ", i, ": max_codes must be >= 0 (0 means the tuned max_codes or no limit), got ",
+          query.max_codes()));
+    }
   }
   ASSIGN_OR_RETURN(std::shared_ptr<Index> index, registry_->Get(request.index()));
   const int dimension = index->dimension();
@@ -555,7 +568,7 @@ absl::Status IndexServiceImpl::DoFindNeighbors(grpc::ServerContext* context,
     const int k = query.neighbor_count() == 0 ? kDefaultNeighborCount : query.neighbor_count();
     const QuerySettings settings = ResolveQuerySettings(query, k, dimension, tuned);
     groups[{k, settings.partitions_to_search, query.prefix_dim(), settings.reorder_k,
-            settings.shortlist_dim, settings.shortlist_size, query.exact()}]
+            settings.shortlist_dim, settings.shortlist_size, settings.max_codes, query.exact()}]
         .push_back(i);
   }
 
@@ -568,7 +581,7 @@ absl::Status IndexServiceImpl::DoFindNeighbors(grpc::ServerContext* context,
   std::vector<float> buffer;
   for (const auto& [key, members] : groups) {
     std::tie(params.k, params.partitions_to_search, params.prefix_dim, params.reorder_k,
-             params.shortlist_dim, params.shortlist_size, params.exact) = key;
+             params.shortlist_dim, params.shortlist_size, params.max_codes, params.exact) = key;
     absl::Span<const float> queries;
     if (members.size() == 1) {
       const auto& vector = request.queries(members[0]).datapoint().feature_vector();

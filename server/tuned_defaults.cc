@@ -15,6 +15,10 @@ absl::Status ValidateTunedDefaults(const IndexOptions& options, const TunedDefau
                                                    options.num_partitions, ", got ",
                                                    tuned.partitions_to_search));
   }
+  if (tuned.max_codes < 0 || tuned.max_codes > kMaxTunedMaxCodes) {
+    return absl::InvalidArgumentError(absl::StrCat("max_codes must be in 0..", kMaxTunedMaxCodes,
+                                                   " (0 = no limit), got ", tuned.max_codes));
+  }
   if (tuned.shortlist_dim == 0) {
     if (tuned.shortlist_size != 0) {
       return absl::InvalidArgumentError(absl::StrCat(

@@ -16,12 +16,15 @@ namespace nestor::server {
 
 // Query defaults installed by tuning; each 0 = not tuned (the index's own default rule).
 // The engine's SavedQueryDefaults, so that they travel in the index's snapshot as they
-// are: partitions_to_search (partitions), reorder_k (vectors), shortlist_dim (coordinates)
-// and shortlist_size (vectors) of FindNeighborsRequest.Query.
+// are: partitions_to_search (partitions), reorder_k (vectors), shortlist_dim (coordinates),
+// shortlist_size (vectors) and max_codes (vectors) of FindNeighborsRequest.Query.
 using TunedDefaults = SavedQueryDefaults;
 
 // Largest tuned reorder_k and shortlist_size, in vectors.
 inline constexpr int kMaxTunedReorderK = kMaxCandidates;
+// Largest tuned max_codes, in vectors: 2^40, far beyond any index this server holds (a
+// larger value is a corrupt or mistyped result, not a setting).
+inline constexpr int64_t kMaxTunedMaxCodes = int64_t{1} << 40;
 
 // OK when `tuned` may be installed on an index with `options`; INVALID_ARGUMENT naming the
 // field, what is allowed and what was given otherwise:
@@ -30,7 +33,8 @@ inline constexpr int kMaxTunedReorderK = kMaxCandidates;
 //   shortlist_size 0;
 //   with the funnel: shortlist_dim an allowed Matryoshka prefix (IndexOptions
 //   matryoshka_dims) below the dimension, shortlist_size in 1..kMaxTunedReorderK and
-//   reorder_k 0 (the shortlist is re-scored exactly) or in 1..kMaxTunedReorderK.
+//   reorder_k 0 (the shortlist is re-scored exactly) or in 1..kMaxTunedReorderK;
+//   max_codes in 0..kMaxTunedMaxCodes (0 = no limit), with or without the funnel.
 // FAILED_PRECONDITION for an exact index (num_partitions 0), which has no query settings
 // to tune.
 absl::Status ValidateTunedDefaults(const IndexOptions& options, const TunedDefaults& tuned);

@@ -72,11 +72,17 @@ absl::StatusOr<v1::ApplyTuningResponse> ApplyTuningResult(const std::shared_ptr<
           absl::StrCat("chosen.", name, " must be at most ", INT_MAX, ", got ", value));
     }
   }
+  if (chosen.max_codes() > static_cast<uint64_t>(kMaxTunedMaxCodes)) {
+    return absl::InvalidArgumentError(absl::StrCat("chosen.max_codes must be in 0..",
+                                                   kMaxTunedMaxCodes, " (0 = no limit), got ",
+                                                   chosen.max_codes()));
+  }
   TunedDefaults tuned;
   tuned.partitions_to_search = static_cast<int>(chosen.partitions_to_search());
   tuned.reorder_k = static_cast<int>(chosen.reorder_k());
   tuned.shortlist_dim = static_cast<int>(chosen.shortlist_dim());
   tuned.shortlist_size = static_cast<int>(chosen.shortlist_size());
+  tuned.max_codes = static_cast<int64_t>(chosen.max_codes());
   if (absl::Status valid = ValidateTunedDefaults(options, tuned); !valid.ok()) {
     return absl::Status(valid.code(), absl::StrCat("chosen.", valid.message()));
   }
@@ -86,10 +92,12 @@ absl::StatusOr<v1::ApplyTuningResponse> ApplyTuningResult(const std::shared_ptr<
   response.set_previous_reorder_k(previous.reorder_k);
   response.set_previous_shortlist_dim(previous.shortlist_dim);
   response.set_previous_shortlist_size(previous.shortlist_size);
+  response.set_previous_max_codes(static_cast<uint64_t>(previous.max_codes));
   response.set_partitions_to_search(tuned.partitions_to_search);
   response.set_reorder_k(tuned.reorder_k);
   response.set_shortlist_dim(tuned.shortlist_dim);
   response.set_shortlist_size(tuned.shortlist_size);
+  response.set_max_codes(static_cast<uint64_t>(tuned.max_codes));
   return response;
 }
 
@@ -116,7 +124,8 @@ absl::Status ApplyTuningFiles(const std::vector<std::string>& specs,
               << ": partitions_to_search=" << applied->partitions_to_search()
               << " reorder_k=" << applied->reorder_k()
               << " shortlist_dim=" << applied->shortlist_dim()
-              << " shortlist_size=" << applied->shortlist_size() << std::endl;
+              << " shortlist_size=" << applied->shortlist_size()
+              << " max_codes=" << applied->max_codes() << std::endl;
   }
   return absl::OkStatus();
 }

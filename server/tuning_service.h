@@ -25,10 +25,11 @@ namespace nestor::server {
 
 // Checks `result` against `index` and installs result.chosen in `table`: its
 // partitions_to_search, reorder_k, shortlist_dim and shortlist_size (the funnel; 0 = off)
-// become the index's tuned query defaults. Errors: FAILED_PRECONDITION for an exact index;
-// INVALID_ARGUMENT for a result of another dimension, metric, code type or
-// num_partitions, or for chosen settings that ValidateTunedDefaults refuses (the message
-// names the field as chosen.FIELD, the allowed range and the value given).
+// and max_codes (0 = no limit) become the index's tuned query defaults, in one swap.
+// Errors: FAILED_PRECONDITION for an exact index; INVALID_ARGUMENT for a result of another
+// dimension, metric, code type or num_partitions, or for chosen settings that
+// ValidateTunedDefaults refuses (the message names the field as chosen.FIELD, the allowed
+// range and the value given).
 absl::StatusOr<v1::ApplyTuningResponse> ApplyTuningResult(const std::shared_ptr<Index>& index,
                                                           const v1::TuningResult& result,
                                                           TunedDefaultsTable* table);

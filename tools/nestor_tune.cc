@@ -64,6 +64,8 @@ struct Flags {
   int measure_points = 8;
   std::vector<int> shortlist_dims;
   std::vector<int> shortlist_sizes;
+  std::vector<double> max_codes_steps = tuning::DefaultMaxCodesSteps();
+  bool no_max_codes = false;
   bool progress = false;
 };
 
@@ -104,6 +106,7 @@ v1::OperatingPoint PointProto(const tuning::OperatingPoint& p, int num_partition
   out.set_reorder_k(p.reorder_k);
   out.set_shortlist_dim(p.shortlist_dim);
   out.set_shortlist_size(p.shortlist_size);
+  out.set_max_codes(static_cast<uint64_t>(p.max_codes));
   out.set_num_partitions(num_partitions);
   out.set_predicted_recall(p.predicted_recall);
   out.set_predicted_latency_us(p.predicted_seconds_per_query * 1e6);
@@ -340,6 +343,7 @@ int Run(const Flags& f) {
     opt.measure_points = f.measure_points;
     opt.shortlist_dims = f.shortlist_dims;
     opt.shortlist_sizes = f.shortlist_sizes;
+    opt.max_codes_steps = f.no_max_codes ? std::vector<double>{} : f.max_codes_steps;
     const double lo = 0.3 + 0.7 * b / indexes.size(), span = 0.7 / indexes.size();
     opt.progress = [&](absl::string_view stage, double x) {
       bar.Update(absl::StrCat("tuning ", parts, " partitions: ", stage), lo + span * x);
@@ -441,10 +445,10 @@ int Run(const Flags& f) {
                                100 * best.cost_model_max_relative_error());
   std::cerr << absl::StrFormat(
       "chosen: num_partitions=%d partitions_to_search=%d reorder_k=%d shortlist_dim=%d "
-      "shortlist_size=%d predicted_recall=%.4f measured_recall=%.4f qps=%.0f p50_us=%.0f "
-      "(tuned in %.1f s)\n",
+      "shortlist_size=%d max_codes=%d predicted_recall=%.4f measured_recall=%.4f qps=%.0f "
+      "p50_us=%.0f (tuned in %.1f s)\n",
       best.num_partitions(), c.partitions_to_search(), c.reorder_k(), c.shortlist_dim(),
-      c.shortlist_size(), c.predicted_recall(),
+      c.shortlist_size(), c.max_codes(), c.predicted_recall(),
       c.measured_recall(), c.measured_qps(), c.latency_p50_us(), best.tuning_seconds());
   return 0;
 }
@@ -496,6 +500,15 @@ int main(int argc, char** argv) {
                  "comma-separated, strictly increasing, e.g. 20,40,80,160 (default: the "
                  "reorder_k axis, k/2 steps from k to 50k)")
       ->delimiter(',');
+  app.add_option("--max_codes_steps", f.max_codes_steps,
+                 "Budgets (max_codes: a query stops opening partitions once those opened "
+                 "hold this many vectors; partitions_to_search is then the cap) tried with "
+                 "every partitions_to_search P >= 2, as steps s in mean partition sizes: "
+                 "max_codes = round((P + s) * vectors / partitions), comma-separated "
+                 "(default -1,-0.75,-0.5,-0.25,0,0.25,0.5); full-dimension scan only")
+      ->delimiter(',');
+  app.add_flag("--no_max_codes", f.no_max_codes,
+               "Tune without the max_codes budget (partitions_to_search and reorder_k only)");
   app.add_flag("--progress", f.progress, "Progress bar even when stderr is not a terminal");
   try {
     app.parse(argc, argv);

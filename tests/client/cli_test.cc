@@ -635,6 +635,72 @@ TEST_F(CliTest, StatsAndBenchShowATunedFunnelThatSurvivesSigterm) {
   }
 }
 
+// --max_codes on search and bench; a tuned max_codes in apply-tuning, stats and bench, where
+// it goes with the tuned partitions_to_search only.
+TEST_F(CliTest, MaxCodesFlagAndTunedMaxCodes) {
+  const std::string base = WriteFvecs("base.fvecs", 200, 8, 9);
+  const std::string queries = WriteFvecs("queries.fvecs", 20, 8, 10);
+  ASSERT_EQ(Nestor({"create", "live", "--dimension", "8", "--num_partitions", "8",
+                    "--code_type", "int8"}).exit_code, 0);
+  ASSERT_EQ(Nestor({"load", "live", base}).exit_code, 0);
+  ASSERT_EQ(Nestor({"build", "live"}).exit_code, 0);
+  // Row 5 lies in its nearest partition, the one partition max_codes 1 opens.
+  RunResult r = Nestor({"search", "live", "--queries", base, "--row", "5", "-k", "1",
+                        "--partitions_to_search", "8", "--max_codes", "1", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["neighbors"][0]["id"], 5);
+  r = Nestor({"search", "live", "--vector", "0,0,0,0,0,0,0,0", "--max_codes", "-1"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("INVALID_ARGUMENT: query 0: max_codes must be >= 0"));
+  r = Nestor({"search", "live", "--vector", "0,0,0,0,0,0,0,0", "--max_codes", "many"});
+  EXPECT_EQ(r.exit_code, 2);  // a usage error from the flag parser
+  const std::string bench_json = (dir_ / "bench.json").string();
+  r = Nestor({"bench", "live", "--queries", queries, "--base", base, "--partitions_to_search",
+              "4", "--max_codes", "30", "--json", bench_json});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("partitions_to_search=4 reorder_k=40 max_codes=30\n"));
+  EXPECT_EQ(nlohmann::json::parse(ReadFile(bench_json))["max_codes"], 30);
+
+  const std::string tuning = (dir_ / "live.textproto").string();
+  testing::WriteBytes(tuning,
+                      "dimension: 8 metric: METRIC_L2 code_type: CODE_TYPE_INT8 "
+                      "num_partitions: 8\n"
+                      "chosen { partitions_to_search: 3 reorder_k: 20 max_codes: 50 }\n");
+  r = Nestor({"apply-tuning", "live", tuning});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("'live' query defaults: partitions_to_search=3 reorder_k=20 "
+                               "max_codes=50 (tuned) (were partitions_to_search=1 "
+                               "reorder_k=4k)"));
+  r = Nestor({"stats", "live"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("partitions_to_search=3 reorder_k=20 max_codes=50 (tuned)"));
+  r = Nestor({"stats", "live", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["tuned_max_codes"], 50);
+  // bench names the max_codes its queries get: the tuned one with the tuned partitions,
+  // none with their own partitions_to_search, their own when given.
+  r = Nestor({"bench", "live", "--queries", queries, "--base", base});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("partitions_to_search=3 reorder_k=20 max_codes=50\n"));
+  r = Nestor({"bench", "live", "--queries", queries, "--base", base, "--partitions_to_search",
+              "3"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("partitions_to_search=3 reorder_k=20\n"));
+  r = Nestor({"bench", "live", "--queries", queries, "--base", base, "--max_codes", "70"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("partitions_to_search=3 reorder_k=20 max_codes=70\n"));
+
+  // An exact index checks --max_codes and ignores it, as --reorder_k.
+  ASSERT_EQ(Nestor({"load", "flat", base, "--create"}).exit_code, 0);
+  r = Nestor({"search", "flat", "--queries", base, "--row", "7", "-k", "1", "--max_codes", "1",
+              "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["neighbors"][0]["id"], 7);
+  r = Nestor({"search", "flat", "--vector", "0,0,0,0,0,0,0,0", "--max_codes", "-5"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.err, HasSubstr("INVALID_ARGUMENT: query 0: max_codes must be >= 0"));
+}
+
 // A peer that accepts TCP connections (the kernel completes them from the backlog) but
 // never speaks HTTP/2: every RPC to it runs into its deadline.
 TEST_F(CliTest, DeadlineExceededNamesTheTimeoutFlag) {

@@ -213,14 +213,14 @@ TEST_F(Int8PersistenceTest, VersionOneSnapshotLoadsAsFloatCodes) {
               IsOk());
   ASSERT_THAT(index->Build(), IsOk());
   ASSERT_THAT(index->Save(dir_.string()), IsOk());
-  // Rewrite as version 1: drop the version-4 query defaults (16 bytes after build_seconds
-  // at offset 74), code_type and reorder_k (8 bytes after the seed and max_train_pts
+  // Rewrite as version 1: drop the query defaults (version 4: 16 bytes, version 5: 8 more,
+  // after build_seconds at offset 74), code_type and reorder_k (8 bytes after the seed and max_train_pts
   // fields at offset 48) and the version-3 Matryoshka fields after them (empty ladder
   // count, routing_dim, pca_rotation: 9 bytes), set the version, recompute the CRC.
   std::ifstream in(file(), std::ios::binary);
   std::string bytes(std::istreambuf_iterator<char>(in), {});
   in.close();
-  bytes.erase(74, 16);
+  bytes.erase(74, 16 + 8);
   bytes.erase(48, 8 + 9);
   bytes[kSnapshotMagic.size()] = 1;
   bytes.resize(bytes.size() - 4);

@@ -508,10 +508,10 @@ TEST(MatryoshkaPersistenceTest, VersionTwoSnapshotLoads) {
   const std::string file = dir + "/" + std::string(kSnapshotFileName);
   auto bytes = ReadFile(file);
   ASSERT_THAT(bytes, IsOk());
-  // The version-4 query defaults (4 x i32) follow build_seconds at offset 74; the
-  // version-3 fields follow reorder_k at offset 56: u32 ladder count (0), i32
-  // routing_dim, u8 pca_rotation.
-  bytes->erase(74, 16);
+  // The query defaults (4 x i32 from version 4, i64 max_codes from version 5) follow
+  // build_seconds at offset 74; the version-3 fields follow reorder_k at offset 56: u32
+  // ladder count (0), i32 routing_dim, u8 pca_rotation.
+  bytes->erase(74, 16 + 8);
   bytes->erase(56, 9);
   (*bytes)[kSnapshotMagic.size()] = 2;
   bytes->resize(bytes->size() - 4);

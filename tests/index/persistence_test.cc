@@ -200,19 +200,33 @@ TEST_F(PersistenceTest, SaveOverwritesAtomicallyAndLeavesNoTemporaries) {
   EXPECT_EQ((*loaded)->size(), 596u);
 }
 
-// Offset of the version-4 query defaults in a snapshot with an empty Matryoshka ladder:
+// Offset of the query defaults (version >= 4) in a snapshot with an empty Matryoshka ladder:
 // magic, version, kind, 5 x i32 (dimension .. training_iters), seed, 3 x i32
 // (max_train_pts, code_type, reorder_k), ladder count, routing_dim, pca_rotation, built,
 // build_seconds (see index/persistence.h).
 constexpr size_t kQueryDefaultsOffset = 8 + 4 + 4 + 5 * 4 + 8 + 3 * 4 + 4 + 4 + 1 + 1 + 8;
 static_assert(kQueryDefaultsOffset == 74);
+// Bytes of the query defaults: 4 x i32 (version 4) and max_codes, i64 (version 5).
+constexpr size_t kQueryDefaultsV4Bytes = 4 * 4;
+constexpr size_t kQueryDefaultsBytes = kQueryDefaultsV4Bytes + 8;
+
+// Rewrites a current-version snapshot as version `version` by removing `length` bytes at
+// `offset`, with a consistent CRC.
+std::string Downgrade(std::string bytes, uint8_t version, size_t offset, size_t length) {
+  bytes.erase(offset, length);
+  bytes[kSnapshotMagic.size()] = static_cast<char>(version);
+  bytes.resize(bytes.size() - 4);
+  FinishSnapshot(&bytes);
+  return bytes;
+}
 
 TEST_F(PersistenceTest, QueryDefaultsRoundTripInTheSnapshot) {
   auto index = MakeFilled(8, Metric::kL2, true);
   const SavedQueryDefaults saved{.partitions_to_search = 5,
                                  .reorder_k = 30,
                                  .shortlist_dim = 8,
-                                 .shortlist_size = 40};
+                                 .shortlist_size = 40,
+                                 .max_codes = int64_t{3} << 33};  // needs all 64 bits
   ASSERT_THAT(index->Save(dir_.string(), saved), IsOk());
   SavedQueryDefaults loaded_defaults;
   auto loaded = LoadIndex(dir_.string(), &loaded_defaults);
@@ -227,6 +241,10 @@ TEST_F(PersistenceTest, QueryDefaultsRoundTripInTheSnapshot) {
   EXPECT_EQ(stored[1], 30);
   EXPECT_EQ(stored[2], 8);
   EXPECT_EQ(stored[3], 40);
+  int64_t stored_max_codes = 0;
+  std::memcpy(&stored_max_codes, bytes.data() + kQueryDefaultsOffset + kQueryDefaultsV4Bytes,
+              sizeof(stored_max_codes));
+  EXPECT_EQ(stored_max_codes, int64_t{3} << 33);
   // A save without defaults stores none.
   ASSERT_THAT(index->Save(dir_.string()), IsOk());
   loaded = LoadIndex(dir_.string(), &loaded_defaults);
@@ -236,17 +254,36 @@ TEST_F(PersistenceTest, QueryDefaultsRoundTripInTheSnapshot) {
 
 TEST_F(PersistenceTest, VersionThreeSnapshotLoadsWithoutQueryDefaults) {
   auto index = MakeFilled(8, Metric::kL2, true);
-  ASSERT_THAT(index->Save(dir_.string(), {.partitions_to_search = 5, .reorder_k = 30}), IsOk());
-  std::string bytes = ReadBytes();
-  bytes.erase(kQueryDefaultsOffset, 16);
-  bytes[kSnapshotMagic.size()] = 3;
-  bytes.resize(bytes.size() - 4);
-  FinishSnapshot(&bytes);
-  WriteBytes(bytes);
+  ASSERT_THAT(index->Save(dir_.string(),
+                          {.partitions_to_search = 5, .reorder_k = 30, .max_codes = 100}),
+              IsOk());
+  WriteBytes(Downgrade(ReadBytes(), 3, kQueryDefaultsOffset, kQueryDefaultsBytes));
   SavedQueryDefaults loaded_defaults{.partitions_to_search = 99};
   auto loaded = LoadIndex(dir_.string(), &loaded_defaults);
   ASSERT_THAT(loaded, IsOk());
   EXPECT_EQ(loaded_defaults, SavedQueryDefaults{});
+  ExpectSameResults(*index, **loaded);
+}
+
+// Version 4 stored the four int32 defaults but no max_codes: they load, max_codes 0.
+TEST_F(PersistenceTest, VersionFourSnapshotLoadsWithoutMaxCodes) {
+  auto index = MakeFilled(8, Metric::kL2, true);
+  ASSERT_THAT(index->Save(dir_.string(), {.partitions_to_search = 5,
+                                          .reorder_k = 30,
+                                          .shortlist_dim = 8,
+                                          .shortlist_size = 40,
+                                          .max_codes = 2196}),
+              IsOk());
+  WriteBytes(Downgrade(ReadBytes(), 4, kQueryDefaultsOffset + kQueryDefaultsV4Bytes,
+                       kQueryDefaultsBytes - kQueryDefaultsV4Bytes));
+  SavedQueryDefaults loaded_defaults{.max_codes = 99};
+  auto loaded = LoadIndex(dir_.string(), &loaded_defaults);
+  ASSERT_THAT(loaded, IsOk());
+  EXPECT_EQ(loaded_defaults, (SavedQueryDefaults{.partitions_to_search = 5,
+                                                 .reorder_k = 30,
+                                                 .shortlist_dim = 8,
+                                                 .shortlist_size = 40,
+                                                 .max_codes = 0}));
   ExpectSameResults(*index, **loaded);
 }
 
@@ -265,6 +302,20 @@ TEST_F(PersistenceTest, NegativeQueryDefaultIsRejectedOnSaveAndDataLossOnLoad) {
   WriteBytes(bytes);
   EXPECT_THAT(LoadIndex(dir_.string()),
               StatusIs(absl::StatusCode::kDataLoss, "shortlist_size must be >= 0"));
+
+  EXPECT_THAT(index->Save(dir_.string(), {.max_codes = -1}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "saved query default max_codes must be >= 0 (0 = unset), got -1"));
+  ASSERT_THAT(index->Save(dir_.string(), {.partitions_to_search = 5, .max_codes = 64}), IsOk());
+  bytes = ReadBytes();
+  const int64_t negative_codes = -64;
+  std::memcpy(bytes.data() + kQueryDefaultsOffset + kQueryDefaultsV4Bytes, &negative_codes,
+              sizeof(negative_codes));
+  bytes.resize(bytes.size() - 4);
+  FinishSnapshot(&bytes);
+  WriteBytes(bytes);
+  EXPECT_THAT(LoadIndex(dir_.string()),
+              StatusIs(absl::StatusCode::kDataLoss, "max_codes must be >= 0"));
 }
 
 TEST_F(PersistenceTest, MissingSnapshotIsNotFound) {

@@ -1025,6 +1025,80 @@ TEST_F(ServerTest, NegativeReorderKIsInvalidArgumentAndChangesNothing) {
   EXPECT_EQ(info->vector_count(), static_cast<uint64_t>(kNumVectors));
 }
 
+// max_codes is checked for every query, also where it is ignored (an exact index, an
+// exact query), and the error names the query as the other per-query checks do.
+TEST_F(ServerTest, NegativeMaxCodesIsInvalidArgumentNamingTheQuery) {
+  LoadMainIndex();
+  const std::vector<float> queries(probe_.begin(), probe_.begin() + 2 * kDim);
+  v1::FindNeighborsRequest request = MakeFind("main", queries, 10);
+  request.mutable_queries(1)->set_max_codes(-1);
+  EXPECT_THAT(Find(request),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "query 1: max_codes must be >= 0 (0 means the tuned max_codes or no "
+                       "limit), got -1"));
+  ExpectMainUnchanged();
+
+  ASSERT_THAT(Create("main8", Int8Config()), IsOk());
+  UpsertAll("main8", ids_, data_);
+  ASSERT_THAT(Build("main8"), IsOk());
+  request.set_index("main8");
+  request.mutable_queries(1)->set_max_codes(std::numeric_limits<int64_t>::min());
+  EXPECT_THAT(Find(request), StatusIs(absl::StatusCode::kInvalidArgument,
+                                      "query 1: max_codes must be >= 0"));
+  request.mutable_queries(1)->set_exact(true);
+  EXPECT_THAT(Find(request), StatusIs(absl::StatusCode::kInvalidArgument,
+                                      "query 1: max_codes must be >= 0"));
+  // Ignored where it cannot apply: an exact index still answers exactly.
+  v1::FindNeighborsRequest capped = MakeFind("main", queries, 10);
+  for (auto& query : *capped.mutable_queries()) query.set_max_codes(1);
+  absl::StatusOr<v1::FindNeighborsResponse> exact = Find(capped);
+  ASSERT_THAT(exact, IsOk());
+  ExpectMatchesOracle(*exact, ids_, data_, queries, v1::METRIC_L2, 10);
+}
+
+// max_codes 1: the nearest partition is opened and holds at least one vector, so no
+// other is, whatever partitions_to_search allows: the answer of partitions_to_search 1.
+// Queries of one batch with different max_codes are searched apart, each as if alone.
+TEST_F(ServerTest, MaxCodesOneSearchesOnlyTheNearestPartition) {
+  LoadMainIndex();
+  ASSERT_THAT(Create("main8", Int8Config()), IsOk());
+  UpsertAll("main8", ids_, data_);
+  ASSERT_THAT(Build("main8"), IsOk());
+  const std::vector<float> queries = RandomVectors(16, kDim, 104);
+  v1::FindNeighborsRequest one_partition = MakeFind("main8", queries, 10, 1);
+  v1::FindNeighborsRequest capped = MakeFind("main8", queries, 10, 8);
+  v1::FindNeighborsRequest all_partitions = MakeFind("main8", queries, 10, 8);
+  v1::FindNeighborsRequest mixed = MakeFind("main8", queries, 10, 8);
+  for (int i = 0; i < 16; ++i) {
+    for (auto* request : {&one_partition, &capped, &all_partitions, &mixed}) {
+      request->mutable_queries(i)->set_reorder_k(40);
+    }
+    capped.mutable_queries(i)->set_max_codes(1);
+    if (i % 2 == 0) mixed.mutable_queries(i)->set_max_codes(1);
+  }
+  absl::StatusOr<v1::FindNeighborsResponse> expected = Find(one_partition);
+  absl::StatusOr<v1::FindNeighborsResponse> got = Find(capped);
+  absl::StatusOr<v1::FindNeighborsResponse> uncapped = Find(all_partitions);
+  absl::StatusOr<v1::FindNeighborsResponse> together = Find(mixed);
+  for (const auto* r : {&expected, &got, &uncapped, &together}) ASSERT_THAT(*r, IsOk());
+  EXPECT_EQ(got->SerializeAsString(), expected->SerializeAsString());
+  // One partition of 8 misses part of the answer for some query, or this test could not
+  // tell a capped search from an uncapped one.
+  ASSERT_NE(got->SerializeAsString(), uncapped->SerializeAsString());
+  // max_codes at least the index size is no limit.
+  for (auto& query : *capped.mutable_queries()) query.set_max_codes(kNumVectors);
+  absl::StatusOr<v1::FindNeighborsResponse> unlimited = Find(capped);
+  ASSERT_THAT(unlimited, IsOk());
+  EXPECT_EQ(unlimited->SerializeAsString(), uncapped->SerializeAsString());
+  ASSERT_EQ(together->nearest_neighbors_size(), 16);
+  for (int i = 0; i < 16; ++i) {
+    const v1::FindNeighborsResponse& alone = i % 2 == 0 ? *got : *uncapped;
+    EXPECT_EQ(together->nearest_neighbors(i).SerializeAsString(),
+              alone.nearest_neighbors(i).SerializeAsString())
+        << "query " << i;
+  }
+}
+
 TEST_F(ServerTest, HugeCandidateCountsAreInvalidArgumentNotAnAllocation) {
   LoadMainIndex();
   ASSERT_THAT(Create("main8", Int8Config()), IsOk());

@@ -119,6 +119,7 @@ class TuningServiceTest : public ::testing::Test {
     int prefix_dim = 0;
     int shortlist_dim = 0;
     int shortlist_size = 0;
+    int64_t max_codes = 0;
   };
 
   // Searches queries_ on `name` with `knobs` on every query.
@@ -131,6 +132,7 @@ class TuningServiceTest : public ::testing::Test {
       query.set_prefix_dim(knobs.prefix_dim);
       query.set_shortlist_dim(knobs.shortlist_dim);
       query.set_shortlist_size(knobs.shortlist_size);
+      query.set_max_codes(knobs.max_codes);
     }
     return FindNeighbors(*index_stub_, request);
   }
@@ -149,6 +151,13 @@ class TuningServiceTest : public ::testing::Test {
     result.mutable_chosen()->set_partitions_to_search(partitions_to_search);
     result.mutable_chosen()->set_reorder_k(reorder_k);
     result.mutable_chosen()->set_num_partitions(num_partitions);
+    return result;
+  }
+
+  // A TuningResult choosing (p, r) and the early stop max_codes m.
+  static v1::TuningResult MaxCodesResult(int partitions_to_search, int reorder_k, uint64_t m) {
+    v1::TuningResult result = Result(partitions_to_search, reorder_k);
+    result.mutable_chosen()->set_max_codes(m);
     return result;
   }
 
@@ -335,13 +344,93 @@ constexpr int kFunnelP = 6;
 constexpr int kFunnelDim = 8;
 constexpr int kFunnelSize = 30;
 
-// The four tuned defaults GetIndex / ListIndexes report for an index.
+// The tuned defaults GetIndex / ListIndexes report for an index.
 void ExpectTuned(const v1::IndexInfo& info, uint32_t partitions_to_search, uint32_t reorder_k,
-                 uint32_t shortlist_dim, uint32_t shortlist_size) {
+                 uint32_t shortlist_dim, uint32_t shortlist_size, uint64_t max_codes = 0) {
   EXPECT_EQ(info.tuned_partitions_to_search(), partitions_to_search);
   EXPECT_EQ(info.tuned_reorder_k(), reorder_k);
   EXPECT_EQ(info.tuned_shortlist_dim(), shortlist_dim);
   EXPECT_EQ(info.tuned_shortlist_size(), shortlist_size);
+  EXPECT_EQ(info.tuned_max_codes(), max_codes);
+}
+
+// The tuned max_codes goes with the tuned partitions_to_search: a query leaving both at 0
+// gets it; one that sets its own partitions_to_search does not (in the same batch too);
+// one that sets its own max_codes keeps the tuned partitions_to_search.
+TEST_F(TuningServiceTest, TunedMaxCodesGoesWithTheTunedPartitionsToSearch) {
+  CreateLoadedIndex("tuned", kNumPartitions);
+  constexpr int kP = 9;
+  constexpr int kR = 15;
+  constexpr int64_t kM = 200;  // about 2 of the 32 partitions of ~94 vectors
+  absl::StatusOr<v1::FindNeighborsResponse> capped =
+      FindWith("tuned", {.partitions_to_search = kP, .reorder_k = kR, .max_codes = kM});
+  absl::StatusOr<v1::FindNeighborsResponse> uncapped = Find("tuned", kP, kR);
+  absl::StatusOr<v1::FindNeighborsResponse> own_cap =
+      FindWith("tuned", {.partitions_to_search = kP, .reorder_k = kR, .max_codes = 1});
+  for (const auto* r : {&capped, &uncapped, &own_cap}) ASSERT_THAT(*r, IsOk());
+  // The checks below tell these apart (needs the engine's max_codes).
+  ASSERT_NE(capped->SerializeAsString(), uncapped->SerializeAsString());
+  ASSERT_NE(own_cap->SerializeAsString(), capped->SerializeAsString());
+
+  absl::StatusOr<v1::ApplyTuningResponse> applied =
+      Apply("tuned", MaxCodesResult(kP, kR, kM));
+  ASSERT_THAT(applied, IsOk());
+  EXPECT_EQ(applied->previous_max_codes(), 0u);
+  EXPECT_EQ(applied->max_codes(), static_cast<uint64_t>(kM));
+  EXPECT_EQ(applied->partitions_to_search(), static_cast<uint32_t>(kP));
+  absl::StatusOr<v1::IndexInfo> info = GetIndex("tuned");
+  ASSERT_THAT(info, IsOk());
+  ExpectTuned(*info, kP, kR, 0, 0, kM);
+
+  absl::StatusOr<v1::FindNeighborsResponse> tuned = Find("tuned");
+  ASSERT_THAT(tuned, IsOk());
+  EXPECT_EQ(tuned->SerializeAsString(), capped->SerializeAsString());
+  // Its own partitions_to_search: no tuned max_codes (the tuned reorder_k still applies).
+  absl::StatusOr<v1::FindNeighborsResponse> own_partitions = Find("tuned", kP);
+  ASSERT_THAT(own_partitions, IsOk());
+  EXPECT_EQ(own_partitions->SerializeAsString(), uncapped->SerializeAsString());
+  // Its own max_codes with the tuned partitions_to_search.
+  absl::StatusOr<v1::FindNeighborsResponse> own_max_codes =
+      FindWith("tuned", {.max_codes = 1});
+  ASSERT_THAT(own_max_codes, IsOk());
+  EXPECT_EQ(own_max_codes->SerializeAsString(), own_cap->SerializeAsString());
+  // One batch: even queries leave everything to the tuning, odd ones set
+  // partitions_to_search; they differ only in the effective max_codes, and each answers
+  // as if alone.
+  v1::FindNeighborsRequest mixed = FindRequest("tuned", queries_, kK, 0, kDim);
+  for (int i = 1; i < mixed.queries_size(); i += 2) {
+    mixed.mutable_queries(i)->set_partitions_to_search(kP);
+  }
+  absl::StatusOr<v1::FindNeighborsResponse> together = FindNeighbors(*index_stub_, mixed);
+  ASSERT_THAT(together, IsOk());
+  ASSERT_EQ(together->nearest_neighbors_size(), capped->nearest_neighbors_size());
+  for (int i = 0; i < together->nearest_neighbors_size(); ++i) {
+    const v1::FindNeighborsResponse& alone = i % 2 == 0 ? *capped : *uncapped;
+    EXPECT_EQ(together->nearest_neighbors(i).SerializeAsString(),
+              alone.nearest_neighbors(i).SerializeAsString())
+        << "query " << i;
+  }
+
+  // Out of range: refused, naming the field; nothing changes.
+  const uint64_t too_many = (uint64_t{1} << 40) + 1;
+  EXPECT_THAT(Apply("tuned", MaxCodesResult(kP, kR, too_many)),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "chosen.max_codes must be in 0..1099511627776 (0 = no limit), got "
+                       "1099511627777"));
+  EXPECT_THAT(Apply("tuned", MaxCodesResult(kP, kR, ~uint64_t{0})),
+              StatusIs(absl::StatusCode::kInvalidArgument, "chosen.max_codes must be in"));
+  info = GetIndex("tuned");
+  ASSERT_THAT(info, IsOk());
+  ExpectTuned(*info, kP, kR, 0, 0, kM);
+
+  // A tuning without max_codes removes it.
+  applied = Apply("tuned", Result(kP, kR));
+  ASSERT_THAT(applied, IsOk());
+  EXPECT_EQ(applied->previous_max_codes(), static_cast<uint64_t>(kM));
+  EXPECT_EQ(applied->max_codes(), 0u);
+  tuned = Find("tuned");
+  ASSERT_THAT(tuned, IsOk());
+  EXPECT_EQ(tuned->SerializeAsString(), uncapped->SerializeAsString());
 }
 
 TEST_F(TuningServiceTest, TunedFunnelAnswersExactlyAsTheExplicitFunnel) {
@@ -513,11 +602,12 @@ TEST_F(TuningServiceTest, TunedDefaultsSurviveARestart) {
       FindWith("mrl", {.partitions_to_search = kFunnelP, .shortlist_dim = kFunnelDim,
                        .shortlist_size = kFunnelSize});
   absl::StatusOr<v1::FindNeighborsResponse> untuned = Find("mrl");
-  absl::StatusOr<v1::FindNeighborsResponse> plain_explicit = Find("plain", 9, 15);
+  absl::StatusOr<v1::FindNeighborsResponse> plain_explicit =
+      FindWith("plain", {.partitions_to_search = 9, .reorder_k = 15, .max_codes = 300});
   for (const auto* r : {&explicit_funnel, &untuned, &plain_explicit}) ASSERT_THAT(*r, IsOk());
   ASSERT_NE(untuned->SerializeAsString(), explicit_funnel->SerializeAsString());
   ASSERT_THAT(Apply("mrl", FunnelResult(kFunnelP, kFunnelDim, kFunnelSize)), IsOk());
-  ASSERT_THAT(Apply("plain", Result(9, 15)), IsOk());
+  ASSERT_THAT(Apply("plain", MaxCodesResult(9, 15, 300)), IsOk());
   // SaveIndex writes "mrl" now; "plain" is saved by the shutdown, as on SIGTERM.
   {
     v1::SaveIndexRequest save;
@@ -540,6 +630,7 @@ TEST_F(TuningServiceTest, TunedDefaultsSurviveARestart) {
   EXPECT_EQ(info->tuned_partitions_to_search(), 9u);
   EXPECT_EQ(info->tuned_reorder_k(), 15u);
   EXPECT_EQ(info->tuned_shortlist_dim(), 0u);
+  EXPECT_EQ(info->tuned_max_codes(), 300u);
   absl::StatusOr<v1::FindNeighborsResponse> plain_tuned = Find("plain");
   ASSERT_THAT(plain_tuned, IsOk());
   EXPECT_EQ(plain_tuned->SerializeAsString(), plain_explicit->SerializeAsString());
@@ -550,14 +641,15 @@ TEST_F(TuningServiceTest, TunedDefaultsSurviveARestart) {
   {
     std::ofstream out(path);
     out << "dimension: 16 metric: METRIC_L2 code_type: CODE_TYPE_INT8 num_partitions: 32\n"
-        << "chosen { partitions_to_search: 3 reorder_k: 20 }\n";
+        << "chosen { partitions_to_search: 3 reorder_k: 20 max_codes: 150 }\n";
   }
   ASSERT_THAT(StartServer({"mrl=" + path}), IsOk());
   info = GetIndex("mrl");
   ASSERT_THAT(info, IsOk());
-  ExpectTuned(*info, 3, 20, 0, 0);
+  ExpectTuned(*info, 3, 20, 0, 0, 150);
   absl::StatusOr<v1::FindNeighborsResponse> overridden = Find("mrl");
-  absl::StatusOr<v1::FindNeighborsResponse> overridden_explicit = Find("mrl", 3, 20);
+  absl::StatusOr<v1::FindNeighborsResponse> overridden_explicit =
+      FindWith("mrl", {.partitions_to_search = 3, .reorder_k = 20, .max_codes = 150});
   ASSERT_THAT(overridden, IsOk());
   ASSERT_THAT(overridden_explicit, IsOk());
   EXPECT_EQ(overridden->SerializeAsString(), overridden_explicit->SerializeAsString());
@@ -565,6 +657,7 @@ TEST_F(TuningServiceTest, TunedDefaultsSurviveARestart) {
   info = GetIndex("plain");
   ASSERT_THAT(info, IsOk());
   EXPECT_EQ(info->tuned_partitions_to_search(), 9u);
+  EXPECT_EQ(info->tuned_max_codes(), 300u);
 }
 
 // A directory, an empty file or a message without a dimension (not a file nestor tune
