@@ -523,6 +523,10 @@ int main(int argc, char** argv) {
     refused = absl::StrCat("--target_recall must be in [0, 1], got ", f.target_recall);
   } else if (f.max_latency_us < 0) {
     refused = absl::StrCat("--max_latency_us must be >= 0, got ", f.max_latency_us);
+  } else if (auto bad = std::find_if(f.max_codes_steps.begin(), f.max_codes_steps.end(),
+                                     [](double s) { return !std::isfinite(s); });
+             bad != f.max_codes_steps.end()) {
+    refused = absl::StrCat("--max_codes_steps must be finite numbers, got ", *bad);
   } else {
     // Found out now, not after minutes of tuning.
     for (const auto& [flag, path] : {std::pair{"--output", f.output}, std::pair{"--plot", f.plot}}) {

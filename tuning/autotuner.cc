@@ -223,7 +223,9 @@ std::vector<int64_t> MaxCodesAxis(int partitions_to_search, double mean_partitio
   std::vector<int64_t> axis;
   if (partitions_to_search < 2) return axis;
   for (double s : steps) {
-    const int64_t m = std::llround((partitions_to_search + s) * mean_partition_size);
+    const double budget = (partitions_to_search + s) * mean_partition_size;
+    if (!std::isfinite(budget) || budget < 0.5 || budget > 9.0e18) continue;
+    const int64_t m = std::llround(budget);
     if (m >= 1) axis.push_back(m);
   }
   std::sort(axis.begin(), axis.end());
@@ -303,6 +305,13 @@ absl::StatusOr<AutotuneResult> Autotune(const Index& index, absl::Span<const flo
     }
   }
   for (int r : options.max_codes_reorder_k) RETURN_IF_ERROR(CheckReorderCandidate(r));
+  for (double s : options.max_codes_steps) {
+    if (!std::isfinite(s) || std::abs(s) > num_partitions) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "max_codes_steps must be finite and within -", num_partitions, "..", num_partitions,
+          " (mean partition sizes; num_partitions ", num_partitions, "), got ", s));
+    }
+  }
 
   std::vector<int> dims = options.shortlist_dims;
   if (dims.empty()) dims = {0};

@@ -91,8 +91,9 @@ std::vector<int> DefaultReorderAxis(int k, bool uses_codes);
 // when AutotuneOptions leaves max_codes_steps at its default: {-1, -0.75, ..., +0.5}.
 std::vector<double> DefaultMaxCodesSteps();
 // The max_codes candidates combined with partitions_to_search P (the cap): for each step
-// s, round((P + s) * mean_partition_size), keeping values >= 1, strictly increasing and
-// without duplicates. Empty for P < 2 (one partition is always opened).
+// s, round((P + s) * mean_partition_size), keeping values >= 1 (and representable),
+// strictly increasing and without duplicates. Empty for P < 2 (one partition is always
+// opened).
 std::vector<int64_t> MaxCodesAxis(int partitions_to_search, double mean_partition_size,
                                   absl::Span<const double> steps);
 // Trace depth used when AutotuneOptions.max_partitions is 0: min(num_partitions,
@@ -122,7 +123,8 @@ struct AutotuneOptions {
   // P >= 2 of the partitions axis), max_codes in MaxCodesAxis(P, num_vectors /
   // num_partitions, max_codes_steps), R in max_codes_reorder_k (empty = the reorder
   // axis), full-dimension scan only (never with a funnel). Empty max_codes_steps: no
-  // budget candidates.
+  // budget candidates. Steps must be finite and within +-num_partitions
+  // (INVALID_ARGUMENT otherwise).
   std::vector<double> max_codes_steps = DefaultMaxCodesSteps();
   std::vector<int> max_codes_partitions;
   std::vector<int> max_codes_reorder_k;

@@ -2,6 +2,7 @@
 // predicted from one trace must equal recall measured by searching.
 #include "tuning/autotuner.h"
 
+#include <cmath>
 #include <random>
 #include <vector>
 
@@ -126,6 +127,10 @@ TEST(MaxCodesAxisTest, StepsAroundThePartitionCapInMeanPartitionSizes) {
   // Unsorted steps come out increasing; rounding duplicates and budgets below 1 go.
   EXPECT_THAT(MaxCodesAxis(2, 0.4, {0.5, -1.9, 0.0, 0.2}), ::testing::ElementsAre(1));
   EXPECT_THAT(MaxCodesAxis(3, 2.0, {0.5, -0.5}), ::testing::ElementsAre(5, 7));
+  // Budgets beyond int64 (or not finite) are skipped rather than wrapped.
+  EXPECT_THAT(MaxCodesAxis(3, 1e18, {0.0, 1e9}),
+              ::testing::ElementsAre(int64_t{3000000000000000000}));
+  EXPECT_THAT(MaxCodesAxis(3, 2.0, {0.0, std::nan("")}), ::testing::ElementsAre(6));
   // One partition is always opened: no budget can change P = 1.
   EXPECT_TRUE(MaxCodesAxis(1, 10.0, {0.0, 0.5}).empty());
   EXPECT_THAT(DefaultMaxCodesSteps(),
@@ -169,6 +174,14 @@ TEST(AutotunerTest, BudgetCandidatesOnlyWhenStepsAreGiven) {
   options.max_codes_partitions = {49};
   EXPECT_THAT(Autotune(*f.index, f.queries, f.truth, options).status(),
               StatusIs(absl::StatusCode::kInvalidArgument, "max_codes_partitions"));
+  options.max_codes_partitions = {};
+  for (double bad : {std::nan(""), 49.0, -1e30}) {
+    options.max_codes_steps = {0.0, bad};
+    EXPECT_THAT(Autotune(*f.index, f.queries, f.truth, options).status(),
+                StatusIs(absl::StatusCode::kInvalidArgument,
+                         "max_codes_steps must be finite and within -48..48"))
+        << bad;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(

@@ -176,6 +176,10 @@ TEST_F(NestorTuneTest, BadFlagsExitTwo) {
   run = Run(absl::StrCat("--plot '", dir_.string(), "'"));
   EXPECT_EQ(run.exit_code, 2);
   EXPECT_THAT(run.stderr_text, HasSubstr("--plot " + dir_.string() + " is a directory"));
+  run = Run("--max_codes_steps 0,nan");
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_THAT(run.stderr_text,
+              HasSubstr("INVALID_ARGUMENT: --max_codes_steps must be finite numbers, got nan"));
 }
 
 }  // namespace
