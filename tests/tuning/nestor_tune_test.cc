@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "index/index_factory.h"
 #include "proto/nestor.pb.h"
 
 namespace nestor::tuning {
@@ -162,6 +163,49 @@ TEST_F(NestorTuneTest, UnreachableTargetExitsThreeStatingBestAchievableRecall) {
   EXPECT_THAT(run.stderr_text, HasSubstr("best achievable is recall"));
 }
 
+// Rows sampled from a snapshot trained its partitions, which makes their predicted recall
+// high for unseen queries (most of all with max_codes budgets): nestor tune says so, and
+// only then.
+TEST_F(NestorTuneTest, SnapshotSampleWarnsThatPredictionsRunHigh) {
+  IndexOptions options;
+  options.dimension = kDim;
+  options.num_partitions = 16;
+  options.code_type = CodeType::kInt8;
+  auto index = CreateIndex(options);
+  ASSERT_TRUE(index.ok()) << index.status();
+  // The fvecs rows: a 4-byte dimension, then the floats.
+  const std::string bytes = ReadFile(data_path());
+  std::vector<float> rows;
+  std::vector<DatapointId> ids;
+  for (int i = 0; i < kNumVectors; ++i) {
+    const char* row = bytes.data() + static_cast<size_t>(i) * (4 + 4 * kDim) + 4;
+    const float* x = reinterpret_cast<const float*>(row);
+    rows.insert(rows.end(), x, x + kDim);
+    ids.push_back(static_cast<DatapointId>(i));
+  }
+  ASSERT_TRUE((*index)->Upsert(ids, rows).ok());
+  ASSERT_TRUE((*index)->Build().ok());
+  const std::filesystem::path snapshot = dir_ / "snapshot";
+  ASSERT_TRUE((*index)->Save(snapshot.string()).ok());
+  const std::filesystem::path err = dir_ / "snapshot-stderr.txt";
+  auto run = [&](const std::string& source) {
+    const std::string command = absl::StrCat(
+        "'", NESTOR_TUNE_BINARY, "' ", source,
+        " --sample_queries 200 --calibration_queries 50 --measure_points 2 "
+        "--target_recall 0.9 >/dev/null 2>'",
+        err.string(), "'");
+    const int status = std::system(command.c_str());
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  };
+  EXPECT_EQ(run(absl::StrCat("--snapshot '", snapshot.string(), "'")), 0) << ReadFile(err);
+  EXPECT_THAT(ReadFile(err), HasSubstr("warning: the sampled rows trained the snapshot's "
+                                       "partitions"));
+  EXPECT_THAT(ReadFile(err), HasSubstr("up to 0.01 with them"));
+  EXPECT_EQ(run(absl::StrCat("--data '", data_path().string(), "' --num_partitions 16")), 0)
+      << ReadFile(err);
+  EXPECT_THAT(ReadFile(err), ::testing::Not(HasSubstr("warning")));
+}
+
 TEST_F(NestorTuneTest, BadFlagsExitTwo) {
   RunResult run = Run("--target_recall 1.5");
   EXPECT_EQ(run.exit_code, 2);
@@ -180,6 +224,9 @@ TEST_F(NestorTuneTest, BadFlagsExitTwo) {
   EXPECT_EQ(run.exit_code, 2);
   EXPECT_THAT(run.stderr_text,
               HasSubstr("INVALID_ARGUMENT: --max_codes_steps must be finite numbers, got nan"));
+  run = Run("--max_codes_steps 0 --no_max_codes");
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_THAT(run.stderr_text, HasSubstr("--max_codes_steps excludes --no_max_codes"));
 }
 
 }  // namespace
