@@ -20,17 +20,7 @@ double Ratio(uint64_t found, const Trace& trace) {
 
 absl::StatusOr<double> PredictRecall(const Trace& trace, int partitions_to_search,
                                      int reorder_k) {
-  RETURN_IF_ERROR(internal::CheckShape(trace));
-  ASSIGN_OR_RETURN(const int p, internal::EffectivePartitions(trace, partitions_to_search));
-  RETURN_IF_ERROR(internal::CheckReorder(reorder_k));
-  const uint32_t r = static_cast<uint32_t>(std::max(reorder_k, trace.k));
-  uint64_t found = 0;
-  for (const QueryTrace& q : trace.queries) {
-    for (const NeighborTrace& n : q.neighbors) {
-      found += n.reachable_at(p) && n.CodeRank(p) < r;
-    }
-  }
-  return Ratio(found, trace);
+  return PredictRecall(trace, partitions_to_search, /*max_codes=*/0, reorder_k);
 }
 
 absl::StatusOr<double> PredictRecall(const Trace& trace, int partitions_to_search,
