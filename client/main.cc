@@ -48,6 +48,7 @@
 #include "client/latency_stats.h"
 #include "client/nestor_client.h"
 #include "client/progress.h"
+#include "client/request_load.h"
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
 #include "proto/nestor.pb.h"
@@ -810,49 +811,12 @@ absl::Status RunBench(const GlobalOptions& g, const CommandOptions& o) {
     request.mutable_queries()->Reserve(static_cast<int>(n));
     for (int64_t i = 0; i < n; ++i) AddQuery(queries.row(r0 + i), queries.cols, o, &request);
   }
-  std::vector<std::vector<int64_t>> results(static_cast<size_t>(queries.rows));
-  for (auto& ids : results) ids.reserve(static_cast<size_t>(o.k));
-  std::vector<double> latencies_ms(static_cast<size_t>(num_batches));
-  std::atomic<int64_t> next_batch{0};
-  std::atomic<bool> failed{false};
-  std::mutex mu;
-  absl::Status first_error;
   ProgressOptions progress_options;
   progress_options.force = g.progress;
   progress_options.unit = "queries";
   ProgressBar bar(absl::StrCat("bench ", o.name), queries.rows * o.runs, progress_options);
   std::atomic<int64_t> done{0};
-  auto worker = [&]() {
-    v1::FindNeighborsResponse response;
-    for (;;) {
-      const int64_t b = next_batch.fetch_add(1);
-      if (b >= num_batches || failed.load()) return;
-      const int64_t r0 = b * o.bench_batch;
-      const int64_t n = requests[b].queries_size();
-      const absl::Time t0 = absl::Now();
-      absl::Status status = client->FindNeighbors(requests[b], &response);
-      latencies_ms[b] = absl::ToDoubleMilliseconds(absl::Now() - t0);
-      if (status.ok() && response.nearest_neighbors_size() != n) {
-        status = absl::InternalError(absl::StrCat("the server answered ",
-                                                  response.nearest_neighbors_size(),
-                                                  " result lists for ", n, " queries"));
-      }
-      if (!status.ok()) {
-        std::lock_guard<std::mutex> lock(mu);
-        if (first_error.ok()) first_error = status;
-        failed.store(true);
-        return;
-      }
-      for (int64_t i = 0; i < n; ++i) {
-        auto& ids = results[r0 + i];
-        for (const auto& neighbor : response.nearest_neighbors(i).neighbors()) {
-          ids.push_back(static_cast<int64_t>(neighbor.datapoint().datapoint_id()));
-        }
-      }
-      done.fetch_add(n);
-    }
-  };
-  // The progress bar is drawn by its own thread while the workers run.
+  // The progress bar is drawn by its own thread while the passes run.
   std::thread progress_thread;
   std::atomic<bool> stop_progress{false};
   if (bar.enabled()) {
@@ -868,25 +832,27 @@ absl::Status RunBench(const GlobalOptions& g, const CommandOptions& o) {
     });
   }
   // `runs` timed passes over the query set; the pass of median wall time is reported.
-  std::vector<std::pair<double, std::vector<double>>> passes;  // wall seconds, latencies
-  for (int run = 0; run < o.runs && first_error.ok(); ++run) {
-    next_batch.store(0);
-    for (auto& ids : results) ids.clear();
-    start = absl::Now();
-    std::vector<std::thread> threads;
-    for (int t = 1; t < in_flight; ++t) threads.emplace_back(worker);
-    worker();  // the main thread works too
-    for (auto& t : threads) t.join();
-    passes.emplace_back(Seconds(start), latencies_ms);
+  std::vector<LoadPass> passes;
+  absl::Status pass_error;
+  for (int run = 0; run < o.runs; ++run) {
+    absl::StatusOr<LoadPass> pass = SendRequests(*client, requests, in_flight, &done);
+    if (!pass.ok()) {
+      pass_error = pass.status();
+      break;
+    }
+    passes.push_back(*std::move(pass));
   }
-  std::sort(passes.begin(), passes.end(),
-            [](const auto& a, const auto& b) { return a.first < b.first; });
-  const double wall_seconds = passes.empty() ? 0 : passes[passes.size() / 2].first;
-  if (!passes.empty()) latencies_ms = std::move(passes[passes.size() / 2].second);
   stop_progress.store(true);
   if (progress_thread.joinable()) progress_thread.join();
   bar.Finish();
-  if (!first_error.ok()) return first_error;
+  if (!pass_error.ok()) return pass_error;
+  std::sort(passes.begin(), passes.end(), [](const LoadPass& a, const LoadPass& b) {
+    return a.wall_seconds < b.wall_seconds;
+  });
+  LoadPass& median = passes[passes.size() / 2];
+  const double wall_seconds = median.wall_seconds;
+  const std::vector<std::vector<int64_t>>& results = median.ids;
+  std::vector<double> latencies_ms = std::move(median.latencies_ms);
 
   const double recall = RecallAtK(results, truth, truth_cols, o.k);
   const double qps = wall_seconds > 0 ? queries.rows / wall_seconds : 0;
