@@ -6,6 +6,8 @@
 //   single  one thread, one query per call (the ann-benchmarks protocol);
 //   batch   all queries in one call (or, with --batch_size N, in calls of N queries),
 //           all threads.
+// `--mode tune` (bench/tune_bench.h) and `--mode grpc` (bench/grpc_bench.h) are separate
+// programs sharing this binary.
 // Every speed claim is a ratio of systems measured in this run, because the machines
 // this runs on are shared and noisy.
 //
@@ -39,6 +41,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "bench/grpc_bench.h"
 #include "bench/pca_rotation.h"
 #include "bench/tune_bench.h"
 #include "client/datasets.h"
@@ -446,7 +449,9 @@ int Main(int argc, char** argv) {
   int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   std::string systems = "nestor,hnswlib,faiss-ivf-flat,faiss-ivfpq-fastscan,faiss-flat";
   app.add_option("--mode", mode, "single (one thread, one query per call), batch (all "
-                 "queries per call, all threads) or both")
+                 "queries per call, all threads) or both; tune (the autotuner against a grid; "
+                 "--mode tune --help) and grpc (gRPC against in-process; --mode grpc --help) "
+                 "have their own flags")
       ->check(CLI::IsMember({"single", "batch", "both"}))
       ->capture_default_str();
   app.add_option("--queries", num_queries, "test queries used (first N of 10,000)")
@@ -819,4 +824,8 @@ int Main(int argc, char** argv) {
 }  // namespace
 }  // namespace nestor::bench
 
-int main(int argc, char** argv) { return nestor::bench::IsTuneMode(argc, argv) ? nestor::bench::RunTuneBench(argc, argv) : nestor::bench::Main(argc, argv); }
+int main(int argc, char** argv) {
+  if (nestor::bench::IsTuneMode(argc, argv)) return nestor::bench::RunTuneBench(argc, argv);
+  if (nestor::bench::IsGrpcMode(argc, argv)) return nestor::bench::RunGrpcBench(argc, argv);
+  return nestor::bench::Main(argc, argv);
+}
