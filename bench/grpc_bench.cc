@@ -6,7 +6,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -129,17 +128,6 @@ double Median(std::vector<double> values) {
 }
 
 }  // namespace
-
-bool IsGrpcMode(int argc, char** argv) {
-  for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--mode=grpc") == 0) return true;
-    if (std::strcmp(argv[i], "--mode") == 0 && i + 1 < argc &&
-        std::strcmp(argv[i + 1], "grpc") == 0) {
-      return true;
-    }
-  }
-  return false;
-}
 
 int RunGrpcBench(int argc, char** argv) {
   CLI::App app{"nestor-bench --mode grpc: QPS through a loopback nestor server against the "

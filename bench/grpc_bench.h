@@ -19,9 +19,6 @@
 
 namespace nestor::bench {
 
-// True when argv selects the grpc mode ("--mode grpc" or "--mode=grpc").
-bool IsGrpcMode(int argc, char** argv);
-
 // Runs the comparison with its own flags (--help lists them); prints one line per round
 // and the median ratios, and writes JSON operating points. Returns the process exit code:
 // 0 done (whatever the ratios), 1 data, server or search error (or the two paths

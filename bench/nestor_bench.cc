@@ -824,8 +824,20 @@ int Main(int argc, char** argv) {
 }  // namespace
 }  // namespace nestor::bench
 
+// The value of --mode ("--mode X" or "--mode=X"), or "" when absent: tune and grpc are
+// separate programs with their own flags.
+std::string ModeOf(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg.rfind("--mode=", 0) == 0) return arg.substr(7);
+    if (arg == "--mode" && i + 1 < argc) return argv[i + 1];
+  }
+  return "";
+}
+
 int main(int argc, char** argv) {
-  if (nestor::bench::IsTuneMode(argc, argv)) return nestor::bench::RunTuneBench(argc, argv);
-  if (nestor::bench::IsGrpcMode(argc, argv)) return nestor::bench::RunGrpcBench(argc, argv);
+  const std::string mode = ModeOf(argc, argv);
+  if (mode == "tune") return nestor::bench::RunTuneBench(argc, argv);
+  if (mode == "grpc") return nestor::bench::RunGrpcBench(argc, argv);
   return nestor::bench::Main(argc, argv);
 }

@@ -235,17 +235,6 @@ const char* Verdict(bool pass) { return pass ? "PASS" : "MISS"; }
 
 }  // namespace
 
-bool IsTuneMode(int argc, char** argv) {
-  for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--mode=tune") == 0) return true;
-    if (std::strcmp(argv[i], "--mode") == 0 && i + 1 < argc &&
-        std::strcmp(argv[i + 1], "tune") == 0) {
-      return true;
-    }
-  }
-  return false;
-}
-
 int RunTuneBench(int argc, char** argv) {
   CLI::App app{"nestor-bench --mode tune: Nestor's autotuner vs exhaustive grid search vs "
                "FAISS autotuning on Fashion-MNIST (issue #5)"};

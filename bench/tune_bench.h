@@ -18,9 +18,6 @@
 
 namespace nestor::bench {
 
-// True when argv selects the tune mode ("--mode tune" or "--mode=tune").
-bool IsTuneMode(int argc, char** argv);
-
 // Runs the tune comparison with its own flags (--help lists them); prints the table and
 // the PASS/MISS checks and writes JSON operating points. Returns the process exit code:
 // 0 done (whatever the checks say), 1 data or index error, 2 bad flags.
