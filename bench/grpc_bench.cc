@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -49,15 +51,34 @@ struct Measurement {
 enum Variant { kInProcessBatch, kGrpcBatchOne, kGrpcBatchMany, kInProcessSingle, kGrpcSingle };
 constexpr int kNumVariants = 5;
 
-// A temporary data_dir, removed with everything in it when this goes out of scope.
+// The temporary data_dir's path for the signal handler (the index lives in memory until
+// shutdown, so an interrupted run's data_dir is empty and rmdir removes it).
+char g_temp_dir[4096] = {0};
+
+void RemoveTempDirAndReraise(int signal) {
+  if (g_temp_dir[0] != '\0') ::rmdir(g_temp_dir);
+  std::signal(signal, SIG_DFL);
+  std::raise(signal);
+}
+
+// A temporary data_dir, removed with everything in it when this goes out of scope, or on
+// SIGINT / SIGTERM.
 class TempDir {
  public:
   TempDir() {
     std::string pattern =
         (std::filesystem::temp_directory_path() / "nestor-bench-grpc.XXXXXX").string();
-    if (::mkdtemp(pattern.data()) != nullptr) path_ = pattern;
+    if (::mkdtemp(pattern.data()) != nullptr && pattern.size() < sizeof(g_temp_dir)) {
+      path_ = pattern;
+      std::memcpy(g_temp_dir, pattern.c_str(), pattern.size() + 1);
+      std::signal(SIGINT, RemoveTempDirAndReraise);
+      std::signal(SIGTERM, RemoveTempDirAndReraise);
+    }
   }
   ~TempDir() {
+    std::signal(SIGINT, SIG_DFL);
+    std::signal(SIGTERM, SIG_DFL);
+    g_temp_dir[0] = '\0';
     std::error_code ignored;
     if (!path_.empty()) std::filesystem::remove_all(path_, ignored);
   }
@@ -144,7 +165,9 @@ int RunGrpcBench(int argc, char** argv) {
   int partitions_to_search = 6;
   int reorder_k = 40;
   uint64_t seed = 1234;
-  app.add_option("--mode", mode, "grpc")->check(CLI::IsMember({"grpc"}));
+  app.add_option("--mode", mode, "grpc (this comparison)")
+      ->check(CLI::IsMember({"grpc"}))
+      ->capture_default_str();
   app.add_option("--queries", num_queries, "test queries used (first N of 10,000)")
       ->check(CLI::Range(int64_t{1}, int64_t{10000}))
       ->capture_default_str();
@@ -179,17 +202,31 @@ int RunGrpcBench(int argc, char** argv) {
       ->check(CLI::Range(1, 100000))
       ->capture_default_str();
   app.add_option("--seed", seed, "k-means seed of the index")->capture_default_str();
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? 0 : 2;
+  }
   const int k = 10;
-
+  if (partitions_to_search > num_partitions) {
+    std::fprintf(stderr, "--partitions_to_search %d exceeds --num_partitions %d\n",
+                 partitions_to_search, num_partitions);
+    return 2;
+  }
   {
-    // Fail before minutes of work, not after.
+    // Fail before minutes of work, not after; a file the probe created is removed again,
+    // so a failed run leaves none.
+    const bool existed = std::filesystem::exists(json_path);
     std::ofstream probe(json_path, std::ios::app);
     if (!probe) {
       std::fprintf(stderr, "--json %s cannot be written (does its directory exist?)\n",
                    json_path.c_str());
       return 2;
     }
+    probe.close();
+    std::error_code ignored;
+    if (!existed) std::filesystem::remove(json_path, ignored);
   }
   auto base = client::LoadIdx(data_dir + "/train-images-idx3-ubyte.gz");
   auto queries = client::LoadIdx(data_dir + "/t10k-images-idx3-ubyte.gz", num_queries);
@@ -377,7 +414,8 @@ int RunGrpcBench(int argc, char** argv) {
   };
   const int base_of[kNumVariants] = {kInProcessBatch, kInProcessBatch, kInProcessBatch,
                                      kInProcessSingle, kInProcessSingle};
-  std::printf("\nmedian of %d rounds (recall@10=%.4f on every line):\n", rounds,
+  std::printf("\nmedian of %d round%s (recall@10=%.4f on every line):\n", rounds,
+              rounds == 1 ? "" : "s",
               measured[0][0].recall);
   nlohmann::json points = nlohmann::json::array();
   for (int v = 0; v < kNumVariants; ++v) {
@@ -414,6 +452,7 @@ int RunGrpcBench(int argc, char** argv) {
         {"p99_us", mid.p99_us},
         {"build_seconds", build_seconds},
         {"memory_bytes", memory_bytes},
+        {"memory_bytes_per_vector", memory_bytes / static_cast<double>(base->rows)},
         {"batch_size", per_call},
         {"in_flight", in_flight},
         {"rounds", rounds}};

@@ -492,7 +492,12 @@ int Main(int argc, char** argv) {
   app.add_option("--nestor_float", float_sweeps,
                  "also sweep Nestor's float (IVF-flat) codes beside int8")
       ->capture_default_str();
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? 0 : 2;  // bad flags exit 2, as in the other modes and the CLI
+  }
   auto wants = [&systems](const std::string& s) {
     return ("," + systems + ",").find("," + s + ",") != std::string::npos;
   };
