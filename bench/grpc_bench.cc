@@ -18,6 +18,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "bench/bench_util.h"
 #include "client/datasets.h"
 #include "client/ground_truth.h"
 #include "client/latency_stats.h"
@@ -31,12 +32,6 @@
 
 namespace nestor::bench {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double SecondsSince(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
 
 // One pass of one variant over the whole query set.
 struct Measurement {
@@ -459,12 +454,7 @@ int RunGrpcBench(int argc, char** argv) {
     if (grpc) point["ratio_to_in_process"] = ratio;
     points.push_back(point);
   }
-  std::ofstream file(json_path);
-  file << points.dump(2) << "\n";
-  if (!file) {
-    std::fprintf(stderr, "cannot write %s\n", json_path.c_str());
-    return 1;
-  }
+  if (!WriteJsonFile(json_path, points)) return 1;
   std::printf("wrote %s\n", json_path.c_str());
   return 0;
 }

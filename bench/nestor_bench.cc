@@ -41,6 +41,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "bench/bench_util.h"
 #include "bench/grpc_bench.h"
 #include "bench/pca_rotation.h"
 #include "bench/tune_bench.h"
@@ -60,12 +61,6 @@
 
 namespace nestor::bench {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double SecondsSince(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
 
 // One measured configuration of one system.
 struct OperatingPoint {

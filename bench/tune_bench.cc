@@ -21,6 +21,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
+#include "bench/bench_util.h"
 #include "bench/pca_rotation.h"
 #include "client/datasets.h"
 #include "client/latency_stats.h"
@@ -36,12 +37,7 @@
 namespace nestor::bench {
 namespace {
 
-using Clock = std::chrono::steady_clock;
 using FaissId = faiss::Index::idx_t;  // int64_t in FAISS 1.7.3
-
-double SecondsSince(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
 
 // A measured query-time setting on the held-out queries (one thread, one query a call).
 struct Measured {
@@ -819,12 +815,7 @@ int RunTuneBench(int argc, char** argv) {
       }
       out.push_back(j);
     }
-    std::ofstream file(json_path);
-    file << out.dump(2) << "\n";
-    if (!file) {
-      std::fprintf(stderr, "cannot write %s\n", json_path.c_str());
-      return 1;
-    }
+    if (!WriteJsonFile(json_path, out)) return 1;
     std::printf("\njson: %s\n", json_path.c_str());
   }
   return 0;
