@@ -64,17 +64,25 @@ absl::Time DeadlineOf(const grpc::ServerContext& context) {
   return absl::FromChrono(deadline);
 }
 
-// SearchParams::cancelled for one RPC. grpc::ServerContext::IsCancelled() takes a lock
-// inside gRPC, and the engine asks between partitions (hundreds of times per batch, from
-// several threads): asking gRPC on every call made batched searches 2.4x slower. This
-// asks it at most once per kCancellationPollInterval and remembers a cancellation.
+// SearchParams::cancelled for one RPC. The engine asks between partitions (hundreds of
+// times per batch, from several threads), but with the synchronous API
+// grpc::ServerContext::IsCancelled() plucks the call's completion queue, a lock and a
+// futex wait inside gRPC. Asking on every call made batched searches 2.4x slower; asking
+// once per millisecond still cost 2-3 asks per 32-query request, about 100 us of system
+// CPU each on a 2-core VM (server sys time per request 280-330 us with, 160-200 us
+// without; QPS +2-3% with 4 requests in flight). So the first ask comes one
+// kCancellationPollIntervalNanos after the search starts and then at most once per
+// interval: a search shorter than the interval never asks, and a cancelled one stops
+// within an interval plus one partition. Deadlines are checked separately, on every call.
 //
 // Thread safety: Check() may be called concurrently.
 class CancellationProbe {
  public:
-  static constexpr int64_t kCancellationPollIntervalNanos = 1'000'000;  // 1 ms
+  static constexpr int64_t kCancellationPollIntervalNanos = 10'000'000;  // 10 ms
 
-  explicit CancellationProbe(grpc::ServerContext* context) : context_(context) {}
+  explicit CancellationProbe(grpc::ServerContext* context)
+      : context_(context),
+        next_poll_nanos_(absl::GetCurrentTimeNanos() + kCancellationPollIntervalNanos) {}
 
   bool Check() {
     if (cancelled_.load(std::memory_order_relaxed)) return true;
@@ -90,7 +98,7 @@ class CancellationProbe {
 
  private:
   grpc::ServerContext* const context_;
-  std::atomic<int64_t> next_poll_nanos_{0};
+  std::atomic<int64_t> next_poll_nanos_;
   std::atomic<bool> cancelled_{false};
 };
 

@@ -701,6 +701,44 @@ TEST_F(ServerTest, DeadlineTooShortIsDeadlineExceeded) {
   EXPECT_THAT(Find(MakeFind("big", RandomVectors(1, kBigDim, 5), 10, 0, kBigDim)), IsOk());
 }
 
+// A client that cancels a long search stops it on the server: the handler ends with
+// CANCELLED (counted in nestor_requests_total) instead of finishing the search. The server
+// asks gRPC about cancellation only after its poll interval (10 ms) of search; the search
+// here is ~26 GFLOP (0.3-1 s on 2 cores), far longer than the 30 ms before the cancel.
+TEST_F(ServerTest, CancelledSearchStopsOnTheServer) {
+  constexpr int kLongDim = 128;
+  constexpr int kLong = 100000;
+  std::vector<uint64_t> ids(kLong);
+  for (int i = 0; i < kLong; ++i) ids[i] = i;
+  ASSERT_THAT(Create("long", v1::METRIC_L2, 0, kLongDim), IsOk());
+  UpsertAll("long", ids, RandomVectors(kLong, kLongDim, 11), kLongDim);
+  const v1::FindNeighborsRequest request =
+      MakeFind("long", RandomVectors(1024, kLongDim, 12), 10, 0, kLongDim);
+
+  grpc::ClientContext context;
+  v1::FindNeighborsResponse response;
+  std::thread canceller([&context] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    context.TryCancel();
+  });
+  const grpc::Status status = stub_->FindNeighbors(&context, request, &response);
+  canceller.join();
+  if (status.ok()) GTEST_SKIP() << "the search finished within 30 ms: too fast to cancel";
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::CANCELLED) << status.error_message();
+
+  // The handler finishes on its own thread after the client has gone; wait for its count.
+  auto count = [this](const char* code) {
+    return MetricValue(HttpGet(server_->metrics_port(), "/metrics"), "nestor_requests_total",
+                       {"method=\"FindNeighbors\"", absl::StrCat("code=\"", code, "\"")});
+  };
+  const absl::Time give_up = absl::Now() + absl::Seconds(60);
+  while (count("CANCELLED") < 1 && count("OK") < 1 && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_EQ(count("CANCELLED"), 1);
+  EXPECT_EQ(count("OK"), -1);  // no FindNeighbors finished its search
+}
+
 TEST_F(ServerTest, RestartServesTheSameResults) {
   LoadMainIndex();
   std::vector<uint64_t> ids(kNumVectors);
