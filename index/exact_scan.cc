@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <cmath>
 
+#include "absl/synchronization/mutex.h"
 #include "common/status_macros.h"
 #include "index/distance.h"
+#include "index/kernels/simd.h"
 #include "index/search_util.h"
 
 namespace nestor {
@@ -19,10 +21,8 @@ void ExactScanRows(const VectorRows& rows, size_t row_begin, size_t row_end, con
   if (scratch->scores.size() < nq * nr) scratch->scores.resize(nq * nr);
   float* scores = scratch->scores.data();
   if (nq < kMinExactGemmQueries) {
-    for (size_t i = 0; i < nq; ++i) {
-      cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(nr), p, 1.0f,
-                  rows.row(row_begin), rows.stride(), q + i * d, 1, 0.0f, scores + i * nr, 1);
-    }
+    kernels::DotRows(q, static_cast<size_t>(d), nq, rows.row(row_begin), rows.stride(), nr, p,
+                     scores);
   } else {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(nq),
                 static_cast<int>(nr), p, 1.0f, q, d, rows.row(row_begin), rows.stride(), 0.0f,
@@ -110,9 +110,55 @@ absl::Status ExactSearch(absl::Span<const VectorRows> row_sets, absl::Span<const
   if (num_queries >= kMinExactGemmQueries) {
     return ExactSearchRange(row_sets, queries, d, metric, params, 0, num_queries, results);
   }
-  return ParallelForChunks(num_queries, params.num_threads, [&](size_t begin, size_t end) {
-    return ExactSearchRange(row_sets, queries, d, metric, params, begin, end, results);
-  });
+  if (num_queries == 0) return absl::OkStatus();
+  // Fewer queries: the stored rows are split over params.num_threads, each part selects its
+  // own top k per query, and the parts are merged (selection by (key, id) decomposes, so the
+  // result is that of one pass).
+  struct RowBlock {
+    const VectorRows* rows;
+    size_t begin;
+    size_t end;
+  };
+  std::vector<RowBlock> blocks;
+  size_t n = 0;
+  for (const VectorRows& rows : row_sets) {
+    n += rows.size();
+    for (size_t rb = 0; rb < rows.size(); rb += kExactRowBlock) {
+      blocks.push_back({&rows, rb, std::min(rows.size(), rb + kExactRowBlock)});
+    }
+  }
+  const int p = params.prefix_dim;
+  const size_t k = static_cast<size_t>(params.k);
+  std::vector<float> query_norms(num_queries);  // squared, over the prefix
+  for (size_t i = 0; i < num_queries; ++i) {
+    query_norms[i] = SquaredNorm(queries.data() + i * d, p);
+  }
+  absl::Mutex mu;
+  std::vector<TopK> merged(num_queries, TopK(k, n));
+  RETURN_IF_ERROR(ParallelForChunks(
+      blocks.size(), params.num_threads, [&](size_t b0, size_t b1) -> absl::Status {
+        size_t rows_here = 0;
+        for (size_t b = b0; b < b1; ++b) rows_here += blocks[b].end - blocks[b].begin;
+        std::vector<TopK> heaps(num_queries, TopK(k, rows_here));
+        ExactScanScratch scratch;
+        for (size_t b = b0; b < b1; ++b) {
+          RETURN_IF_ERROR(CheckInterrupted(params));
+          ExactScanRows(*blocks[b].rows, blocks[b].begin, blocks[b].end, queries.data(),
+                        num_queries, d, p, metric, query_norms, absl::MakeSpan(heaps),
+                        &scratch);
+        }
+        absl::MutexLock lock(&mu);
+        for (size_t i = 0; i < num_queries; ++i) {
+          for (const Neighbor& neighbor : heaps[i].Finish(/*negate=*/false)) {
+            merged[i].Push(neighbor.distance, neighbor.id);
+          }
+        }
+        return absl::OkStatus();
+      }));
+  for (size_t i = 0; i < num_queries; ++i) {
+    (*results)[i] = merged[i].Finish(/*negate=*/HigherIsNearer(metric));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace nestor

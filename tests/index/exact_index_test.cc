@@ -1,5 +1,6 @@
 #include "index/exact_index.h"
 
+#include <algorithm>
 #include <cmath>
 #include <memory>
 #include <vector>
@@ -161,7 +162,7 @@ TEST_P(ExactIndexOracleTest, MatchesNaiveDoubleLoop) {
   auto index = MakeExact(kDim, metric);
   ASSERT_THAT(index->Upsert(ids, data), IsOk());
   for (int prefix : {0, 1, 5, 16, kDim}) {
-    // 20 threads leave two queries per chunk: the sgemv path; 1 and 3 use sgemm.
+    // 40 queries: one sgemm per row block on the calling thread, whatever num_threads.
     for (int threads : {1, 3, 20}) {
       SearchParams params;
       params.k = kK;
@@ -199,6 +200,63 @@ TEST_P(ExactIndexOracleTest, MatchesNaiveDoubleLoop) {
 INSTANTIATE_TEST_SUITE_P(AllMetrics, ExactIndexOracleTest,
                          ::testing::Values(Metric::kL2, Metric::kInnerProduct, Metric::kCosine),
                          [](const auto& info) { return std::string(MetricName(info.param)); });
+
+// One or two queries split the stored rows (blocks of kExactRowBlock) over the search
+// threads and merge each part's top k: the lists must equal one thread's, bit for bit,
+// and the oracle's; duplicates placed in different blocks keep the smaller-id-first rule.
+TEST(ExactIndexTest, FewQueriesSplitRowsOverThreadsAndMergeToTheOnePassResult) {
+  constexpr int kDim = 16;
+  constexpr size_t kRows = 13000;  // four row blocks of up to 4096
+  constexpr size_t kK = 10;
+  std::vector<float> data = testing::RandomVectors(kRows, kDim, 21);
+  const std::vector<DatapointId> ids = testing::SequentialIds(kRows, 500);
+  // Rows 12,500 and 3 (blocks 4 and 1) copy row 7,000 (block 2); the queries are row 7,000
+  // itself and a random vector.
+  for (size_t row : {size_t{12500}, size_t{3}}) {
+    std::copy_n(data.begin() + 7000 * kDim, kDim, data.begin() + row * kDim);
+  }
+  std::vector<float> queries(data.begin() + 7000 * kDim, data.begin() + 7001 * kDim);
+  const std::vector<float> random_query = testing::RandomVectors(1, kDim, 22);
+  queries.insert(queries.end(), random_query.begin(), random_query.end());
+  for (Metric metric : {Metric::kL2, Metric::kInnerProduct, Metric::kCosine}) {
+    auto index = MakeExact(kDim, metric);
+    ASSERT_THAT(index->Upsert(ids, data), IsOk());
+    for (size_t num_queries : {size_t{1}, size_t{2}}) {
+      const std::vector<float> batch(queries.begin(), queries.begin() + num_queries * kDim);
+      SearchParams params;
+      params.k = kK;
+      params.num_threads = 1;
+      auto one_pass = index->Search(batch, params);
+      ASSERT_THAT(one_pass, IsOk());
+      for (int threads : {2, 3, 8}) {
+        params.num_threads = threads;
+        auto split = index->Search(batch, params);
+        ASSERT_THAT(split, IsOk());
+        EXPECT_EQ(*split, *one_pass) << "threads " << threads << " queries " << num_queries;
+      }
+      for (size_t q = 0; q < num_queries; ++q) {
+        const auto truth = testing::NaiveSearch(metric, batch.data() + q * kDim, data, ids,
+                                                kDim, kDim, kK);
+        const auto& got = (*one_pass)[q];
+        ASSERT_THAT(got, SizeIs(kK));
+        for (size_t i = 0; i < kK; ++i) {
+          EXPECT_NEAR(got[i].distance, truth[i].first, 1e-4) << "query " << q << " rank " << i;
+        }
+      }
+    }
+    // Query 0 is row 7,000: under L2 and cosine it and its two copies come first, ties by
+    // the smaller id (3, 7,000, 12,500 -> ids 503, 7,500, 13,000), across three blocks.
+    if (metric != Metric::kInnerProduct) {
+      SearchParams params;
+      params.k = 3;
+      params.num_threads = 3;
+      auto result = index->Search(std::vector<float>(queries.begin(), queries.begin() + kDim),
+                                  params);
+      ASSERT_THAT(result, IsOk());
+      EXPECT_THAT(Ids((*result)[0]), ElementsAre(503, 7500, 13000));
+    }
+  }
+}
 
 TEST(ExactIndexTest, EmptyIndexReturnsEmptyLists) {
   auto index = MakeExact(3, Metric::kL2);
