@@ -447,7 +447,7 @@ int Main(int argc, char** argv) {
                  "queries per call, all threads) or both; tune (the autotuner against a grid; "
                  "--mode tune --help) and grpc (gRPC against in-process; --mode grpc --help) "
                  "have their own flags")
-      ->check(CLI::IsMember({"single", "batch", "both"}))
+      ->check(CLI::IsMember({"single", "batch", "both", "tune", "grpc"}))
       ->capture_default_str();
   app.add_option("--queries", num_queries, "test queries used (first N of 10,000)")
       ->check(CLI::Range(int64_t{1}, int64_t{10000}))

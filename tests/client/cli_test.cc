@@ -416,6 +416,11 @@ TEST_F(CliTest, BenchAndLoadRefuseValuesThatWouldMisleadOrCrash) {
                                "passes the largest id"));
   r = Nestor({"load", "small", base, "--id_offset", "-5"});
   EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--id_offset: must be >= 0, got -5"));
+  EXPECT_THAT(r.err, Not(HasSubstr("1797693")));  // not the whole double range
+  r = Nestor({"bench", "small", "--queries", queries, "--base", base, "--id_offset", "-1"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--id_offset: must be >= 0, got -1"));
   r = Nestor({"stats", "small"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("vectors=60 "));  // nothing was written by the refusals

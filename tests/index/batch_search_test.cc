@@ -153,8 +153,12 @@ TEST_P(BatchSearchTest, MaxCodesOpensPartitionsUntilTheBudgetIsMet) {
                                      queries_.begin() + (q + 1) * kDim);
         expected.push_back(MustSearch(*index_, one, alone)[0]);
       }
-      if (max_codes == 1) EXPECT_EQ(most, 1);
-      if (max_codes == kRows) EXPECT_EQ(fewest, cap);
+      if (max_codes == 1) {
+        EXPECT_EQ(most, 1);
+      }
+      if (max_codes == kRows) {
+        EXPECT_EQ(fewest, cap);
+      }
       if (max_codes == 2 * mean_size + 1 && cap == 8) {
         EXPECT_LT(fewest, most) << "the budget should open a different count per query";
       }
