@@ -12,7 +12,8 @@
 //   nestor bench NAME --queries FILE (--base FILE | --ground_truth FILE.ivecs)
 //                     [--batch B] [--concurrency C] [--reorder_k R] [--max_codes N]
 //
-// Every error prints "nestor CMD: error: CODE_NAME: message" on stderr and exits 1.
+// Every error prints "nestor CMD: error: CODE_NAME: message" on stderr and exits 1 (a
+// failure to start nestor-tune for `nestor tune` prints "error: nestor tune: ...").
 #include <unistd.h>
 
 #include <algorithm>
@@ -59,11 +60,14 @@ namespace {
 
 // For 64-bit unsigned flags: CLI11 converts "-1" to 2^64 - 1 without complaint, and
 // CLI::NonNegativeNumber's message prints the whole double range. Refused: exit 2.
-const CLI::Validator kNonNegativeInteger(
-    [](std::string& value) -> std::string {
-      return !value.empty() && value[0] == '-' ? "must be >= 0, got " + value : std::string();
-    },
-    "NONNEGATIVE");
+CLI::Validator NonNegativeInteger() {
+  return CLI::Validator(
+      [](std::string& value) -> std::string {
+        return !value.empty() && value[0] == '-' ? "must be >= 0, got " + value
+                                                 : std::string();
+      },
+      "NONNEGATIVE");
+}
 
 // Most client threads `nestor bench --concurrency` starts.
 constexpr int kMaxConcurrency = 1024;
@@ -1015,8 +1019,8 @@ int Main(int argc, char** argv) {
   }
   CLI::App app{
       "nestor: command line of the Nestor vector-search service (gRPC client of "
-      "nestor-server).\nErrors print 'nestor CMD: error: CODE_NAME: message' on stderr and exit 1; usage "
-      "errors exit 2.",
+      "nestor-server).\nErrors print 'nestor CMD: error: CODE_NAME: message' on stderr and "
+      "exit 1; usage errors exit 2.",
       "nestor"};
   app.require_subcommand(1);
   // --server, --timeout_ms and --progress may also follow the subcommand.
@@ -1090,7 +1094,7 @@ int Main(int argc, char** argv) {
                    "Vectors per stream message (at most the server's max_batch_size)")
       ->capture_default_str();
   load->add_option("--id_offset", o.id_offset, "Id of the first row; row r gets id_offset + r")
-      ->check(kNonNegativeInteger)
+      ->check(NonNegativeInteger())
       ->capture_default_str();
   load->add_flag("--create", o.create,
                  "Create the index first, with the file's dimension and the options below "
@@ -1194,7 +1198,7 @@ int Main(int argc, char** argv) {
                   "current contents, and right for pca_rotation prefixes. Costs a full scan "
                   "per query, before the timed runs");
   bench->add_option("--id_offset", o.id_offset, "Id of base row 0 (match load --id_offset)")
-      ->check(kNonNegativeInteger)
+      ->check(NonNegativeInteger())
       ->capture_default_str();
   bench->add_option("--limit", o.limit, "Use only the first N queries; 0 = all")
       ->capture_default_str();

@@ -20,9 +20,9 @@ namespace nestor {
 // present id in place; Remove moves the last row into the hole (O(1)).
 //
 // Search is ExactSearch (index/exact_scan.h) over the one row buffer (leading dimension =
-// the row stride, so prefix_dim < dimension uses the same buffer): BLAS sgemm (sgemv for
-// one or two queries) in blocks of kExactQueryBlock queries x kExactRowBlock rows, then a
-// bounded-heap top-k per query:
+// the row stride, so prefix_dim < dimension uses the same buffer): BLAS sgemm (Nestor's
+// kernels::DotRows for one or two queries) in blocks of kExactQueryBlock queries x
+// kExactRowBlock rows, then a bounded-heap top-k per query:
 //   L2:      ||x||^2 - 2 x.q + ||q||^2, clamped at 0 (squared distance);
 //   IP:      x.q;
 //   cosine:  x.q / (|x| |q|), both norms over the prefix (Matryoshka prefixes are
@@ -30,9 +30,9 @@ namespace nestor {
 //            zeros scores 0.
 // Prefix norms are computed on the fly; full-dimension norms are cached. Ties are broken
 // by the smaller id. Batches of kMinExactGemmQueries or more run on the calling thread and
-// BLAS threads the sgemm (as FAISS IndexFlat does); SearchParams.num_threads splits smaller
-// batches; partitions_to_search is ignored. Deadline and cancellation are checked between
-// blocks.
+// BLAS threads the sgemm (as FAISS IndexFlat does); for smaller ones SearchParams.num_threads
+// split the stored rows (per-thread top k, merged); partitions_to_search is ignored.
+// Deadline and cancellation are checked between blocks.
 //
 // Thread safety: as Index (searches share a reader lock; writes are exclusive).
 class ExactIndex : public Index {

@@ -68,12 +68,13 @@ absl::Time DeadlineOf(const grpc::ServerContext& context) {
 // times per batch, from several threads), but with the synchronous API
 // grpc::ServerContext::IsCancelled() plucks the call's completion queue, a lock and a
 // futex wait inside gRPC. Asking on every call made batched searches 2.4x slower; asking
-// once per millisecond still cost 2-3 asks per 32-query request, about 100 us of system
-// CPU each on a 2-core VM (server sys time per request 280-330 us with, 160-200 us
-// without; QPS +2-3% with 4 requests in flight). So the first ask comes one
-// kCancellationPollIntervalNanos after the search starts and then at most once per
+// once per millisecond still cost 2-3 asks per 32-query request, about 120 us of system
+// CPU per request on a 2-core VM (~50 us per ask: server sys time per request 280-330 us
+// with, 160-200 us without; QPS +2-3% with 4 requests in flight). So the first ask comes
+// one kCancellationPollIntervalNanos after the search starts and then at most once per
 // interval: a search shorter than the interval never asks, and a cancelled one stops
-// within an interval plus one partition. Deadlines are checked separately, on every call.
+// within an interval plus one partition (or one exact-search block). Deadlines are
+// checked separately, on every call.
 //
 // Thread safety: Check() may be called concurrently.
 class CancellationProbe {

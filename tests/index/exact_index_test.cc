@@ -221,26 +221,37 @@ TEST(ExactIndexTest, FewQueriesSplitRowsOverThreadsAndMergeToTheOnePassResult) {
   for (Metric metric : {Metric::kL2, Metric::kInnerProduct, Metric::kCosine}) {
     auto index = MakeExact(kDim, metric);
     ASSERT_THAT(index->Upsert(ids, data), IsOk());
-    for (size_t num_queries : {size_t{1}, size_t{2}}) {
-      const std::vector<float> batch(queries.begin(), queries.begin() + num_queries * kDim);
-      SearchParams params;
-      params.k = kK;
-      params.num_threads = 1;
-      auto one_pass = index->Search(batch, params);
-      ASSERT_THAT(one_pass, IsOk());
-      for (int threads : {2, 3, 8}) {
-        params.num_threads = threads;
-        auto split = index->Search(batch, params);
-        ASSERT_THAT(split, IsOk());
-        EXPECT_EQ(*split, *one_pass) << "threads " << threads << " queries " << num_queries;
-      }
-      for (size_t q = 0; q < num_queries; ++q) {
-        const auto truth = testing::NaiveSearch(metric, batch.data() + q * kDim, data, ids,
-                                                kDim, kDim, kK);
-        const auto& got = (*one_pass)[q];
-        ASSERT_THAT(got, SizeIs(kK));
-        for (size_t i = 0; i < kK; ++i) {
-          EXPECT_NEAR(got[i].distance, truth[i].first, 1e-4) << "query " << q << " rank " << i;
+    for (int prefix : {0, 5, kDim}) {
+      const int p = prefix == 0 ? kDim : prefix;
+      for (size_t num_queries : {size_t{1}, size_t{2}}) {
+        const std::vector<float> batch(queries.begin(), queries.begin() + num_queries * kDim);
+        SearchParams params;
+        params.k = kK;
+        params.prefix_dim = prefix;
+        params.num_threads = 1;
+        auto one_pass = index->Search(batch, params);
+        ASSERT_THAT(one_pass, IsOk());
+        for (int threads : {2, 3, 8}) {
+          params.num_threads = threads;
+          auto split = index->Search(batch, params);
+          ASSERT_THAT(split, IsOk());
+          EXPECT_EQ(*split, *one_pass)
+              << "threads " << threads << " queries " << num_queries << " prefix " << p;
+        }
+        for (size_t q = 0; q < num_queries; ++q) {
+          const float* query = batch.data() + q * kDim;
+          const auto truth = testing::NaiveSearch(metric, query, data, ids, kDim, p, kK);
+          const auto& got = (*one_pass)[q];
+          ASSERT_THAT(got, SizeIs(kK));
+          for (size_t i = 0; i < kK; ++i) {
+            // Same score at each rank, and the returned id really has that score.
+            EXPECT_NEAR(got[i].distance, truth[i].first, 1e-4)
+                << "prefix " << p << " query " << q << " rank " << i;
+            const double own = testing::NaiveScore(
+                metric, query, data.data() + (got[i].id - 500) * kDim, p);
+            EXPECT_NEAR(got[i].distance, own, 1e-4)
+                << "prefix " << p << " query " << q << " rank " << i;
+          }
         }
       }
     }
