@@ -223,6 +223,14 @@ class ServerTest : public ::testing::Test {
     }
   }
 
+  // An exact L2 index `name` of `n` random vectors of `dim` floats (seeded), ids 0..n-1.
+  void LoadRandomExactIndex(const std::string& name, int n, int dim, uint32_t seed) {
+    std::vector<uint64_t> ids(n);
+    for (int i = 0; i < n; ++i) ids[i] = i;
+    ASSERT_THAT(Create(name, v1::METRIC_L2, 0, dim), IsOk());
+    UpsertAll(name, ids, RandomVectors(n, dim, seed), dim);
+  }
+
   // A loaded exact L2 index "main" with ids 0..kNumVectors-1.
   void LoadMainIndex() {
     ids_.resize(kNumVectors);
@@ -663,10 +671,7 @@ TEST_F(ServerTest, AsManyConcurrentRpcsAsGrpcThreadsAreAllServed) {
   RestartServer();
   constexpr int kBigDim = 64;
   constexpr int kBig = 20000;
-  std::vector<uint64_t> ids(kBig);
-  for (int i = 0; i < kBig; ++i) ids[i] = i;
-  ASSERT_THAT(Create("big", v1::METRIC_L2, 0, kBigDim), IsOk());
-  UpsertAll("big", ids, RandomVectors(kBig, kBigDim, 3), kBigDim);
+  ASSERT_NO_FATAL_FAILURE(LoadRandomExactIndex("big", kBig, kBigDim, 3));
   const v1::FindNeighborsRequest request =
       MakeFind("big", RandomVectors(64, kBigDim, 4), 10, 0, kBigDim);
   std::atomic<int> failures{0};
@@ -689,11 +694,7 @@ TEST_F(ServerTest, AsManyConcurrentRpcsAsGrpcThreadsAreAllServed) {
 TEST_F(ServerTest, DeadlineTooShortIsDeadlineExceeded) {
   constexpr int kBigDim = 64;
   constexpr int kBig = 20000;
-  std::vector<uint64_t> ids(kBig);
-  for (int i = 0; i < kBig; ++i) ids[i] = i;
-  const std::vector<float> data = RandomVectors(kBig, kBigDim, 3);
-  ASSERT_THAT(Create("big", v1::METRIC_L2, 0, kBigDim), IsOk());
-  UpsertAll("big", ids, data, kBigDim);
+  ASSERT_NO_FATAL_FAILURE(LoadRandomExactIndex("big", kBig, kBigDim, 3));
   const std::vector<float> queries = RandomVectors(1024, kBigDim, 4);
   EXPECT_THAT(Find(MakeFind("big", queries, 100, 0, kBigDim), absl::Microseconds(1)),
               StatusIs(absl::StatusCode::kDeadlineExceeded));
@@ -709,10 +710,7 @@ TEST_F(ServerTest, DeadlineTooShortIsDeadlineExceeded) {
 TEST_F(ServerTest, CancelledSearchStopsOnTheServer) {
   constexpr int kLongDim = 128;
   constexpr int kLong = 100000;
-  std::vector<uint64_t> ids(kLong);
-  for (int i = 0; i < kLong; ++i) ids[i] = i;
-  ASSERT_THAT(Create("long", v1::METRIC_L2, 0, kLongDim), IsOk());
-  UpsertAll("long", ids, RandomVectors(kLong, kLongDim, 11), kLongDim);
+  ASSERT_NO_FATAL_FAILURE(LoadRandomExactIndex("long", kLong, kLongDim, 11));
   const v1::FindNeighborsRequest request =
       MakeFind("long", RandomVectors(1024, kLongDim, 12), 10, 0, kLongDim);
   auto count = [this](const char* code) {
