@@ -8,6 +8,7 @@
 #include <fstream>
 #include <string>
 
+#include "CLI/CLI.hpp"
 #include "nlohmann/json.hpp"
 
 namespace nestor::bench {
@@ -29,6 +30,18 @@ inline bool WriteJsonFile(const std::string& path, const nlohmann::json& value) 
     return false;
   }
   return true;
+}
+
+// The Fashion-MNIST options every mode takes: --queries (the first N of the 10,000 test
+// queries, 1..10000; `help` says what they are used for) and --data_dir (the idx.gz
+// folder).
+inline void AddFashionMnistOptions(CLI::App& app, const std::string& help,
+                                   int64_t* num_queries, std::string* data_dir) {
+  app.add_option("--queries", *num_queries, help)
+      ->check(CLI::Range(int64_t{1}, int64_t{10000}))
+      ->capture_default_str();
+  app.add_option("--data_dir", *data_dir, "folder with the Fashion-MNIST idx.gz files")
+      ->capture_default_str();
 }
 
 }  // namespace nestor::bench

@@ -163,11 +163,8 @@ int RunGrpcBench(int argc, char** argv) {
   app.add_option("--mode", mode, "grpc (this comparison)")
       ->check(CLI::IsMember({"grpc"}))
       ->capture_default_str();
-  app.add_option("--queries", num_queries, "test queries used (first N of 10,000)")
-      ->check(CLI::Range(int64_t{1}, int64_t{10000}))
-      ->capture_default_str();
-  app.add_option("--data_dir", data_dir, "folder with the Fashion-MNIST idx.gz files")
-      ->capture_default_str();
+  AddFashionMnistOptions(app, "test queries used (first N of 10,000)", &num_queries,
+                         &data_dir);
   app.add_option("--json", json_path, "median operating points written here")
       ->capture_default_str();
   app.add_option("--threads", threads,

@@ -449,12 +449,9 @@ int Main(int argc, char** argv) {
                  "have their own flags")
       ->check(CLI::IsMember({"single", "batch", "both", "tune", "grpc"}))
       ->capture_default_str();
-  app.add_option("--queries", num_queries, "test queries used (first N of 10,000)")
-      ->check(CLI::Range(int64_t{1}, int64_t{10000}))
-      ->capture_default_str();
+  AddFashionMnistOptions(app, "test queries used (first N of 10,000)", &num_queries,
+                         &data_dir);
   app.add_option("--json", json_path, "operating points written here; PNG plot beside it")
-      ->capture_default_str();
-  app.add_option("--data_dir", data_dir, "folder with the Fashion-MNIST idx.gz files")
       ->capture_default_str();
   app.add_option("--threads", threads, "threads in batch mode")->capture_default_str();
   app.add_option("--systems", systems, "comma-separated systems to run")

@@ -280,16 +280,13 @@ int RunTuneBench(int argc, char** argv) {
   app.add_flag("--no_max_codes", no_budgets,
                "fashion-mnist: leave the max_codes budget points out of the space (tuner and "
                "grid alike; they are never in the fashion-mnist-pca space)");
-  app.add_option("--queries", num_queries, "held-out test queries (first N of 10,000)")
-      ->check(CLI::Range(int64_t{1}, int64_t{10000}))
-      ->capture_default_str();
+  AddFashionMnistOptions(app, "held-out test queries (first N of 10,000)", &num_queries,
+                         &data_dir);
   app.add_option("--tune_queries", tune_queries,
                  "tuning queries sampled from the train set (leave-one-out)")
       ->check(CLI::Range(10, 60000))
       ->capture_default_str();
   app.add_option("--json", json_path, "operating points written here")->capture_default_str();
-  app.add_option("--data_dir", data_dir, "folder with the Fashion-MNIST idx.gz files")
-      ->capture_default_str();
   app.add_option("--nestor_partitions", partitions,
                  "int8 builds tuned and gridded (comma-separated num_partitions)")
       ->delimiter(',')
